@@ -304,6 +304,14 @@ class Function:
 
 
 @dataclass
+class Requirement:
+    """A precondition the host checks before a dispatch, from `require(...)` at the top of the kernel: a Python
+    expression over the kernel's arguments (`len(c) >= shape.m * shape.n`), constants already substituted."""
+    text: str
+    line: int
+
+
+@dataclass
 class Kernel:
     name: str                               # the instance's entry-point name, unique in the shader package
     source: str                             # the Python source file, relative to the project root
@@ -318,6 +326,8 @@ class Kernel:
     locals: dict[str, str]                  # the entry's locals (arrays are private memory)
     body: list[Stmt]
     functions: list[Function] = field(default_factory=list)
+    requires: list[Requirement] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)     # every parameter's name, in signature order
 
     def uses(self) -> set[str]:
         """Names of the intrinsics, builtins and memory operations used, for feature detection."""
@@ -439,4 +449,5 @@ def from_json(text: str) -> Kernel:
         functions=[Function(name=f["name"], params=[Scalar(**p) for p in f["params"]], ret=f["ret"],
                             locals=f["locals"], body=_decode(f["body"]), line=f["line"])
                    for f in doc["functions"]],
+        requires=[Requirement(**r) for r in doc.get("requires", [])], params=doc.get("params", []),
     )

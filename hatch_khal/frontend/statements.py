@@ -1,0 +1,441 @@
+"""Statements of the kernel language: the body of a kernel or helper function, lowered to IR statements.
+
+Locals take their type from their first assignment (or an annotation) and keep it. `if` on a compile-time
+condition compiles only the branch taken, which is how templates specialise code. `for` loops run over `range`
+(a run-time loop) or `static_range` (unrolled, the loop variable a compile-time constant).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from .. import ir
+from .expressions import BINARY, ExpressionLowering, is_pure
+from .package import Vocab
+from .requirements import requirement
+from .values import BuiltinVec, Comptime, MemRef, Multi, RValue, TypeName, Value, describe, is_number, typeof
+
+if TYPE_CHECKING:
+    from .kernels import KernelBuilder
+    from .package import ShaderModule
+
+_REFUSED = {
+    "With": ("`with` is not supported in kernels", None),
+    "AsyncWith": ("`async with` is not supported in kernels", None),
+    "Try": ("exceptions do not exist in kernels", "check the condition with `if` and write a status to a buffer"),
+    "TryStar": ("exceptions do not exist in kernels", None),
+    "Raise": ("exceptions do not exist in kernels", "check the condition with `if` and write a status to a buffer"),
+    "Assert": ("assert is not supported in kernels", "check with `if` and write a status to a buffer"),
+    "Delete": ("del is not supported in kernels", None),
+    "Global": ("global is not supported in kernels", "kernels write results to buffers"),
+    "Nonlocal": ("nonlocal is not supported in kernels", None),
+    "Import": ("imports belong at the top of the module", None),
+    "ImportFrom": ("imports belong at the top of the module", None),
+    "FunctionDef": ("functions cannot be defined inside kernels", "define a helper function at module level"),
+    "AsyncFunctionDef": ("async functions are not supported in kernels", None),
+    "ClassDef": ("classes cannot be defined inside kernels", "define a @struct at module level"),
+    "AsyncFor": ("async for is not supported in kernels", None),
+    "Match": ("match is not supported in kernels", "use if/elif/else"),
+}
+
+
+class FunctionLowering(ExpressionLowering):
+    """Lowers the body of one kernel entry or one specialisation of a helper function."""
+
+    def __init__(self, builder: "KernelBuilder", module: "ShaderModule", node: ast.FunctionDef,
+                 bindings: dict[str, Value], params: dict[str, str], ret: str | None, is_kernel: bool):
+        super().__init__(builder, module)
+        self.node, self.is_kernel, self.ret = node, is_kernel, ret
+        self.bindings = dict(bindings)          # names bound to memory, parameters and builtin vectors
+        self.names: dict[str, str] = {}         # user name -> IR local name
+        self.locals: dict[str, str] = {}        # IR local name -> type
+        for name, t in params.items():
+            self.declare(name, t)
+        self.params = [ir.Scalar(self.names[n], t) for n, t in params.items()]
+        self.assigned = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        self.static: dict[str, Comptime] = {}   # static_range loop variables in scope
+        self.range_vars: set[str] = set()       # range loop variables in scope (read-only in their loop)
+        self.loops: list[str] = []              # "dynamic" or "static", innermost last
+        self.depth = 0                          # nesting of blocks, 0 = the function's top level
+        self.requires: list[ir.Requirement] = []
+        self.started = False                    # whether a statement other than require() has been lowered
+
+    # --- names ----------------------------------------------------------------------------------------------
+
+    def lookup(self, node: ast.Name) -> Value:
+        name = node.id
+        if name in self.static:
+            return self.static[name]
+        if name in self.bindings:
+            return self.bindings[name]
+        if name in self.names:
+            ir_name = self.names[name]
+            return RValue(ir.Var(self.locals[ir_name], ir_name))
+        if name in self.assigned:
+            raise self.error(node, f"{name!r} is read before it is first assigned",
+                             hint=f"give {name} a value before this point, e.g. {name} = f32(0)")
+        return self.global_value(node, name)
+
+    def declare(self, name: str, t: str) -> str:
+        ir_name = self.builder.local_name(name, self.locals)
+        self.names[name], self.locals[ir_name] = ir_name, t
+        return ir_name
+
+    # --- blocks ---------------------------------------------------------------------------------------------
+
+    def body(self) -> list[ir.Stmt]:
+        stmts = self.node.body
+        if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant) \
+                and isinstance(stmts[0].value.value, str):
+            stmts = stmts[1:]                   # the docstring
+        out = self.block(stmts, nested=False)
+        if self.ret is not None and not _always_returns(out):
+            raise self.error(self.node, f"{self.node.name} may reach its end without returning a {self.ret}",
+                             hint="end every path with a return statement")
+        return out
+
+    def block(self, nodes: list[ast.stmt], nested: bool = True) -> list[ir.Stmt]:
+        self.depth += nested
+        try:
+            out: list[ir.Stmt] = []
+            for node in nodes:
+                out.extend(self.stmt(node))
+                self.started = self.started or not _is_require(node)
+            return out
+        finally:
+            self.depth -= nested
+
+    def stmt(self, node: ast.stmt) -> list[ir.Stmt]:
+        method = getattr(self, "stmt_" + type(node).__name__, None)
+        if method is None:
+            message, hint = _REFUSED.get(type(node).__name__, (f"{type(node).__name__} is not supported", None))
+            raise self.error(node, message, hint)
+        return method(node)
+
+    # --- simple statements ----------------------------------------------------------------------------------
+
+    def stmt_Pass(self, node: ast.Pass) -> list[ir.Stmt]:
+        return []
+
+    def stmt_Expr(self, node: ast.Expr) -> list[ir.Stmt]:
+        value = node.value
+        if isinstance(value, ast.Constant) and (isinstance(value.value, str) or value.value is Ellipsis):
+            return []
+        if isinstance(value, ast.Call):
+            fn = self.expr(value.func)
+            if isinstance(fn, Vocab) and fn.name == "require":
+                return self.require(node, value)
+            if isinstance(fn, Vocab) and fn.name in ("barrier", "storage_barrier"):
+                self.arity(value, fn.name, 0)
+                return [ir.Barrier("workgroup" if fn.name == "barrier" else "storage", _loc(node))]
+            result = self.expr_Call(value)
+            if isinstance(result, RValue) and isinstance(result.expr, (ir.Call, ir.Atomic)):
+                return [ir.ExprStmt(result.expr, _loc(node))]
+        raise self.error(node, "this expression has no effect", hint="assign its value to a local or a buffer")
+
+    def require(self, node: ast.Expr, call: ast.Call) -> list[ir.Stmt]:
+        if not self.is_kernel or self.depth or self.loops or self.started:
+            raise self.error(node, "require() belongs at the top of a kernel body, before any other statement",
+                             hint="it states a precondition that the host checks before the dispatch")
+        self.requires.append(requirement(self, call))
+        return []
+
+    def stmt_Assign(self, node: ast.Assign) -> list[ir.Stmt]:
+        if len(node.targets) != 1:
+            raise self.error(node, "chained assignment (a = b = x) is not supported", hint="assign one at a time")
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and isinstance(node.value, ast.Call):
+            fn = self.expr(node.value.func)
+            if isinstance(fn, Vocab) and fn.name in ("shared", "array"):
+                return self.declare_memory(node, target.id, fn.name, node.value)
+        if isinstance(target, ast.Tuple):
+            return self.assign_tuple(node, target, self.expr(node.value))
+        return self.assign(node, target, self.expr(node.value))
+
+    def stmt_AnnAssign(self, node: ast.AnnAssign) -> list[ir.Stmt]:
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node, "only a local variable can be declared with a type")
+        t = self.builder.scalar_annotation(self.module, node.annotation)
+        name = node.target.id
+        if name in self.names and self.locals[self.names[name]] != t:
+            raise self.error(node, f"{name} is a {self.locals[self.names[name]]}; it cannot become a {t}")
+        value = self.expr(node.value) if node.value is not None else Comptime(0)
+        return self.assign(node, node.target, value, t)
+
+    def stmt_AugAssign(self, node: ast.AugAssign) -> list[ir.Stmt]:
+        op = BINARY.get(type(node.op))
+        if op is None:
+            raise self.error(node, f"{type(node.op).__name__}= is not supported")
+        target = node.target
+        if isinstance(target, ast.Subscript):
+            ref = self.memory(target)
+            if any(not is_pure(i) for i in ref.index):
+                raise self.error(target, "this index would be evaluated twice", hint="store it in a local first")
+            current = RValue(ir.Load(ref.elem, ref.space, ref.name, list(ref.index)))
+            return [self.store(node, ref, self.binary(node, op, current, self.expr(node.value)))]
+        if not isinstance(target, ast.Name):
+            raise self.error(target, "only locals and memory elements can be updated")
+        return self.assign(node, target, self.binary(node, op, self.lookup(target), self.expr(node.value)))
+
+    # --- assignment -----------------------------------------------------------------------------------------
+
+    def assign(self, node: ast.stmt, target: ast.expr, value: Value, annotation: str | None = None) -> list[ir.Stmt]:
+        if isinstance(target, ast.Subscript):
+            return [self.store(node, self.memory(target), value)]
+        if isinstance(target, ast.Attribute):
+            raise self.error(target, "struct fields are read-only in kernels")
+        if not isinstance(target, ast.Name):
+            raise self.error(target, "this assignment target is not supported")
+        name = target.id
+        if name in self.bindings:
+            bound = self.bindings[name]
+            if isinstance(bound, RValue) and isinstance(bound.expr, ir.Param):
+                raise self.error(target, f"the kernel parameter {name!r} is read-only",
+                                 hint=f"copy it into a local first: my_{name} = {name}")
+            raise self.error(target, f"{name!r} is {describe(bound)} and cannot be reassigned")
+        if name in self.range_vars or name in self.static:
+            raise self.error(target, f"{name!r} is the variable of an enclosing for loop and cannot be assigned")
+        if isinstance(value, (BuiltinVec, MemRef)) or (isinstance(value, Comptime) and
+                                                       isinstance(value.value, tuple)):
+            if name in self.names:
+                raise self.error(target, f"{name!r} is a local {self.locals[self.names[name]]}; "
+                                         f"it cannot become {describe(value)}")
+            self.bindings[name] = value                 # a compile-time alias: gid = global_id()
+            return []
+        if isinstance(value, Multi):
+            raise self.error(node, f"cannot assign {len(value.values)} values to one name",
+                             hint="unpack them: a, b = ...")
+        if name in self.names:
+            ir_name = self.names[name]
+            t = self.locals[ir_name]
+        else:
+            t = annotation or self.local_type(node, value)
+            ir_name = self.declare(name, t)
+        return [ir.Assign(ir_name, self.as_expr(value, t, node.value if hasattr(node, "value") and
+                                                 node.value is not None else node), _loc(node))]
+
+    def local_type(self, node: ast.AST, value: Value) -> str:
+        if isinstance(value, RValue):
+            if value.type in self.builder.structs:
+                raise self.error(node, "a struct cannot be copied into a local", hint="read its fields directly")
+            if value.type == "void":
+                raise self.error(node, "this call returns nothing")
+            return value.type
+        if isinstance(value, Comptime) and (is_number(value.value) or isinstance(value.value, bool)):
+            return value.type or ("bool" if isinstance(value.value, bool) else
+                                  "f32" if isinstance(value.value, float) else "i32")
+        raise self.error(node, f"a local cannot hold {describe(value)}",
+                         hint="compile-time strings and types are used directly, not stored")
+
+    def assign_tuple(self, node: ast.Assign, target: ast.Tuple, value: Value) -> list[ir.Stmt]:
+        values = value.values if isinstance(value, Multi) else (
+            tuple(Comptime(v) for v in value.value) if isinstance(value, Comptime) and
+            isinstance(value.value, tuple) else None)
+        if values is None or len(values) != len(target.elts):
+            raise self.error(node, f"cannot unpack {describe(value)} into {len(target.elts)} names")
+        targets = {t.id for t in target.elts if isinstance(t, ast.Name)}
+        reads = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+        out: list[ir.Stmt] = []
+        if targets & reads:                     # a, b = b, a: evaluate every value before assigning any
+            temps = []
+            for v in values:
+                tmp = self.builder.local_name("tmp", self.locals)
+                t = self.local_type(node, v)
+                self.locals[tmp] = t
+                out.append(ir.Assign(tmp, self.as_expr(v, t, node), _loc(node)))
+                temps.append(RValue(ir.Var(t, tmp)))
+            values = tuple(temps)
+        for t, v in zip(target.elts, values):
+            out.extend(self.assign(node, t, v))
+        return out
+
+    def memory(self, target: ast.Subscript) -> MemRef:
+        base = self.expr(target.value)
+        if not isinstance(base, MemRef):
+            raise self.error(target, f"{describe(base)} cannot be indexed")
+        ref = self.index(target, base, target.slice)
+        if len(ref.index) != ref.dims:
+            raise self.error(target, f"{ref.describe()} needs {ref.dims} indices to address an element")
+        return ref
+
+    def store(self, node: ast.stmt, ref: MemRef, value: Value) -> ir.Store:
+        if ref.access != "read_write":
+            raise self.error(node, f"{ref.describe()} is read-only",
+                             hint=f"declare it MutBuf[{ref.elem}] to write to it")
+        return ir.Store(ref.space, ref.name, list(ref.index), self.as_expr(value, ref.elem, node), _loc(node))
+
+    def declare_memory(self, node: ast.Assign, name: str, kind: str, call: ast.Call) -> list[ir.Stmt]:
+        if self.depth or self.loops:
+            raise self.error(node, f"{kind}() must be declared at the top level of the function body")
+        if kind == "shared" and not self.is_kernel:
+            raise self.error(node, "shared memory is declared in the kernel", hint="pass it to the helper")
+        if name in self.bindings or name in self.names:
+            raise self.error(node, f"{name!r} is already defined")
+        if len(call.args) < 2:
+            raise self.error(call, f"{kind}() takes an element type and at least one size: {kind}(f32, 256)")
+        elem = self.expr(call.args[0])
+        if not isinstance(elem, TypeName) or elem.name == "bool":
+            raise self.error(call.args[0], "the element type must be a numeric type such as f32 or u32")
+        shape = []
+        for dim in call.args[1:]:
+            size = self.expr(dim)
+            if not (isinstance(size, Comptime) and isinstance(size.value, int) and size.value > 0):
+                raise self.error(dim, f"{kind}() sizes must be positive compile-time integers")
+            shape.append(size.value)
+        t = ir.array_type(elem.name, tuple(shape))
+        if kind == "shared":
+            ir_name = self.builder.add_shared(name, t)
+        else:
+            ir_name = self.declare(name, t)
+            del self.names[name]
+        self.bindings[name] = MemRef("shared" if kind == "shared" else "private", ir_name, elem.name,
+                                     tuple(shape), "read_write", label=name)
+        return []
+
+    # --- control flow ---------------------------------------------------------------------------------------
+
+    def condition(self, node: ast.expr) -> Value:
+        cond = self.expr(node)
+        if isinstance(cond, Comptime) and isinstance(cond.value, bool):
+            return cond
+        e = self.as_expr(cond, None, node)
+        if e.type != "bool":
+            raise self.error(node, f"the condition must be a bool, found {e.type}",
+                             hint="compare explicitly, e.g. `if x != 0:`")
+        return RValue(e)
+
+    def stmt_If(self, node: ast.If) -> list[ir.Stmt]:
+        cond = self.condition(node.test)
+        if isinstance(cond, Comptime):
+            return self.block(node.body if cond.value else node.orelse)
+        return [ir.If(cond.expr, self.block(node.body), self.block(node.orelse), _loc(node))]
+
+    def stmt_While(self, node: ast.While) -> list[ir.Stmt]:
+        if node.orelse:
+            raise self.error(node, "while ... else is not supported")
+        cond = self.condition(node.test)
+        if isinstance(cond, Comptime) and not cond.value:
+            return []
+        body = self.loop_body(node.body, "dynamic")
+        expr = cond.expr if isinstance(cond, RValue) else ir.Const("bool", True)
+        return [ir.While(expr, body, _loc(node))]
+
+    def loop_body(self, body: list[ast.stmt], kind: str) -> list[ir.Stmt]:
+        self.loops.append(kind)
+        try:
+            return self.block(body)
+        finally:
+            self.loops.pop()
+
+    def stmt_For(self, node: ast.For) -> list[ir.Stmt]:
+        if node.orelse:
+            raise self.error(node, "for ... else is not supported")
+        it = node.iter
+        fn = self.expr(it.func) if isinstance(it, ast.Call) else None
+        if not (isinstance(fn, Vocab) and fn.name in ("range", "static_range")):
+            raise self.error(it, "kernels loop over range(...) or static_range(...)",
+                             hint="to visit a buffer, loop over range(len(buf)) and index it")
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node.target, "the loop variable must be a single name")
+        if not 1 <= len(it.args) <= 3:
+            raise self.error(it, f"{fn.name}() takes 1 to 3 arguments")
+        args = [self.expr(a) for a in it.args]
+        start, stop, step = (Comptime(0), args[0], Comptime(1)) if len(args) == 1 else (
+            args[0], args[1], args[2] if len(args) == 3 else Comptime(1))
+        if fn.name == "static_range":
+            return self.static_loop(node, start, stop, step)
+        return self.range_loop(node, start, stop, step)
+
+    def static_loop(self, node: ast.For, start: Value, stop: Value, step: Value) -> list[ir.Stmt]:
+        bounds = [start, stop, step]
+        if not all(isinstance(b, Comptime) and isinstance(b.value, int) for b in bounds):
+            raise self.error(node.iter, "static_range() bounds must be compile-time integers",
+                             hint="use range() for a loop whose bounds are known only at run time")
+        values = range(start.value, stop.value, step.value) if step.value else None
+        if values is None:
+            raise self.error(node.iter, "the step of static_range() cannot be 0")
+        if len(values) > 256:
+            raise self.error(node.iter, f"static_range() would unroll {len(values)} iterations (at most 256)",
+                             hint="use range() instead")
+        name = node.target.id
+        out: list[ir.Stmt] = []
+        for v in values:
+            self.static[name] = Comptime(v, start.type or stop.type)
+            out.extend(self.loop_body(node.body, "static"))
+        self.static.pop(name, None)
+        return out
+
+    def range_loop(self, node: ast.For, start: Value, stop: Value, step: Value) -> list[ir.Stmt]:
+        name = node.target.id
+        for v, what in ((start, "start"), (stop, "stop"), (step, "step")):
+            if not isinstance(v, RValue) and not (isinstance(v, Comptime) and isinstance(v.value, int)):
+                raise self.error(node.iter, f"the {what} of range() must be an integer, found {describe(v)}")
+        known = self.locals[self.names[name]] if name in self.names else None
+        t = known or next((typeof(v) for v in (start, stop, step) if typeof(v)), None) or "i32"
+        if t not in ir.INTS:
+            raise self.error(node.iter, f"range() needs integer bounds, found {t}")
+        if isinstance(step, Comptime):
+            if step.value == 0:
+                raise self.error(node.iter, "the step of range() cannot be 0")
+            if step.value < 0 and t not in ir.SIGNED:
+                raise self.error(node.iter, f"a negative step needs a signed loop variable, not {t}",
+                                 hint="loop over i32: range(i32(n) - 1, -1, -1)")
+        exprs = [self.as_expr(v, t, node.iter) for v in (start, stop, step)]
+        ir_name = self.names[name] if known else self.declare(name, t)
+        self.range_vars.add(name)
+        try:
+            body = self.loop_body(node.body, "dynamic")
+        finally:
+            self.range_vars.discard(name)
+        return [ir.For(ir_name, exprs[0], exprs[1], exprs[2], body, _loc(node))]
+
+    def stmt_Break(self, node: ast.Break) -> list[ir.Stmt]:
+        return [ir.Break(_loc(self.jump(node, "break")))]
+
+    def stmt_Continue(self, node: ast.Continue) -> list[ir.Stmt]:
+        return [ir.Continue(_loc(self.jump(node, "continue")))]
+
+    def jump(self, node: ast.stmt, word: str) -> ast.stmt:
+        if not self.loops:
+            raise self.error(node, f"{word} outside a loop")
+        if self.loops[-1] == "static":
+            raise self.error(node, f"{word} is not allowed directly in a static_range loop, which is unrolled",
+                             hint="use range() for this loop")
+        return node
+
+    def stmt_Return(self, node: ast.Return) -> list[ir.Stmt]:
+        if self.is_kernel:
+            if node.value is not None:
+                raise self.error(node, "kernels return nothing", hint="write results to a MutBuf parameter")
+            return [ir.Return(None, _loc(node))]
+        if node.value is None:
+            if self.ret is not None:
+                raise self.error(node, f"{self.node.name} must return a {self.ret}")
+            return [ir.Return(None, _loc(node))]
+        value = self.expr(node.value)
+        if self.ret is None:
+            if self.builder.returns_nothing(self.node):
+                raise self.error(node, f"{self.node.name} is declared to return None")
+            self.ret = self.local_type(node, value)
+        return [ir.Return(self.as_expr(value, self.ret, node.value), _loc(node))]
+
+
+def _is_require(node: ast.stmt) -> bool:
+    call = node.value if isinstance(node, ast.Expr) else None
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "require"
+
+
+def _loc(node: ast.AST) -> tuple[int, int]:
+    return (node.lineno, node.col_offset)
+
+
+def _always_returns(stmts: list[ir.Stmt]) -> bool:
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if isinstance(last, ir.Return):
+        return True
+    if isinstance(last, ir.If):
+        return _always_returns(last.then) and _always_returns(last.orelse)
+    return False

@@ -1,0 +1,173 @@
+"""What an expression of the kernel language can evaluate to while it is compiled.
+
+A run-time value (`RValue`) wraps an IR expression. A compile-time value (`Comptime`) is a Python number, bool,
+string, tuple or type, folded by the compiler; numbers without a type (`Comptime.type is None`) are literals that
+take the type of whatever they meet. Memory (`MemRef`), builtin vectors and callables are values of their own
+that only some contexts accept.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .. import ir
+
+
+@dataclass(frozen=True)
+class TypeName:
+    """A scalar type used as a value: a cast (`f32(x)`), a template value, an argument of `shared`."""
+    name: str
+
+
+@dataclass
+class Comptime:
+    value: Any                          # int | float | bool | str | tuple | TypeName
+    type: str | None = None             # the scalar type of a typed number or bool; None for untyped literals
+
+
+@dataclass
+class RValue:
+    expr: ir.Expr
+
+    @property
+    def type(self) -> str:
+        return self.expr.type
+
+
+@dataclass
+class MemRef:
+    """A buffer, shared array or private array, possibly indexed along its leading dimensions."""
+    space: str                          # storage | shared | private
+    name: str                           # the IR name
+    elem: str
+    shape: tuple[int, ...]              # () for a buffer (one run-time sized dimension)
+    access: str                         # read | read_write
+    index: tuple[ir.Expr, ...] = ()
+    label: str = ""                     # the name the user wrote, for messages
+
+    @property
+    def dims(self) -> int:
+        return max(1, len(self.shape))
+
+    def describe(self) -> str:
+        kinds = {"storage": "buffer", "shared": "shared array", "private": "private array"}
+        return f"{kinds[self.space]} {self.label or self.name!r}"
+
+
+@dataclass(frozen=True)
+class BuiltinVec:
+    name: str                           # global_id, local_id, workgroup_id, num_workgroups
+
+
+@dataclass(frozen=True)
+class Multi:
+    """Several values from one expression: `lo, hi = unpack_half2x16(w)` or `a, b = b, a`."""
+    values: tuple
+
+
+Value = Union[TypeName, Comptime, RValue, MemRef, BuiltinVec, Multi, Any]
+
+
+def typeof(value: Value) -> str | None:
+    """The scalar type of a value usable in arithmetic; None for an untyped literal."""
+    if isinstance(value, RValue):
+        return value.type
+    if isinstance(value, Comptime):
+        return value.type
+    raise TypeError(value)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Compile-time arithmetic with the IR's semantics
+
+def wrap(value: Any, t: str) -> Any:
+    """`value` converted to the IR type `t` as a cast would: integers wrap, floats round."""
+    if t == "bool":
+        return bool(value)
+    if t in ir.INTS:
+        v = int(value) if not isinstance(value, float) else _float_to_int(value, t)
+        lo, hi = ir.int_range(t)
+        return (v - lo) % (hi - lo + 1) + lo
+    return round_float(float(value), t)
+
+
+def _float_to_int(v: float, t: str) -> int:
+    lo, hi = ir.int_range(t)
+    if math.isnan(v):
+        return 0
+    return max(lo, min(hi, int(v))) if math.isfinite(v) else (hi if v > 0 else lo)
+
+
+def round_float(v: float, t: str) -> float:
+    if t == "f64" or not math.isfinite(v):
+        return v
+    fmt = "<f" if t == "f32" else "<e"
+    try:
+        return struct.unpack(fmt, struct.pack(fmt, v))[0]
+    except OverflowError:
+        return math.copysign(math.inf, v)
+
+
+def fits(value: Any, t: str) -> bool:
+    """Whether an untyped literal can take the type `t` without changing its value."""
+    if isinstance(value, bool):
+        return t == "bool"
+    if t in ir.INTS:
+        if isinstance(value, float):
+            return False
+        lo, hi = ir.int_range(t)
+        return lo <= value <= hi
+    if t in ir.FLOATS:
+        return True
+    return False
+
+
+def fold_binary(op: str, a: Any, b: Any, t: str | None) -> Any:
+    """`a op b` on compile-time numbers with Python semantics, then wrapped to `t` when typed."""
+    if op in ("floordiv", "mod", "div") and b == 0:
+        raise ZeroDivisionError
+    result = {
+        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b, "div": lambda: a / b,
+        "floordiv": lambda: a // b, "mod": lambda: a % b, "pow": lambda: a ** b,
+        "bit_and": lambda: a & b, "bit_or": lambda: a | b, "bit_xor": lambda: a ^ b,
+        "shl": lambda: a << (b % ir.BITS[t] if t else b), "shr": lambda: a >> (b % ir.BITS[t] if t else b),
+    }[op]()
+    if t == "bool":
+        return bool(result)
+    return wrap(result, t) if t else result
+
+
+def fold_compare(op: str, a: Any, b: Any) -> bool:
+    return {"eq": a == b, "ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+
+
+def const(t: str, value: Any) -> ir.Const:
+    return ir.Const(t, wrap(value, t))
+
+
+def describe(value: Value) -> str:
+    """A value as a message names it."""
+    if isinstance(value, RValue):
+        return f"a {value.type} value"
+    if isinstance(value, Comptime):
+        if isinstance(value.value, TypeName):
+            return f"the type {value.value.name}"
+        if value.type:
+            return f"a {value.type} constant"
+        return {str: "a string", tuple: "a tuple"}.get(type(value.value), "a literal")
+    if isinstance(value, TypeName):
+        return f"the type {value.name}"
+    if isinstance(value, MemRef):
+        return value.describe()
+    if isinstance(value, BuiltinVec):
+        return f"the vector {value.name}()"
+    if isinstance(value, Multi):
+        return f"{len(value.values)} values"
+    return type(value).__name__

@@ -1,0 +1,57 @@
+"""The Hatch build hook `khal`: compiles the configured shader packages and puts the output in the wheel.
+
+    [build-system]
+    requires = ["hatchling", "khal[build]"]
+
+    [tool.hatch.build.targets.wheel.hooks.khal]
+    packages = ["my_shaders"]          # shader packages (folders of kernel modules)
+    targets = ["webgpu", "cuda", "cpu"] # SPIR-V, PTX, IR (the default: all three)
+    cuda-arch = "compute_75"            # the virtual architecture PTX is compiled for
+    optimize = true                     # SPIRV-Tools performance passes
+    output = "_generated"               # folder inside each package
+
+The output is written into the source tree (an editable install imports it from there) and, for a regular
+wheel, every generated file is added to the wheel explicitly (it is git-ignored, so hatchling would skip it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+from hatchling.plugin import hookimpl
+
+from .build import Options, build, output_directory, up_to_date, write_outputs
+from .cache import Cache, default_directory
+
+
+class KhalBuildHook(BuildHookInterface):
+    PLUGIN_NAME = "khal"
+
+    def initialize(self, version: str, build_data: dict) -> None:
+        if self.target_name != "wheel":
+            return
+        options = Options.from_config(self.config, f"[tool.hatch.build.targets.wheel.hooks.{self.PLUGIN_NAME}]")
+        root = Path(self.root)
+        if up_to_date(root, options):
+            files = _existing(root, options)
+        else:
+            files = build(root, options, Cache(default_directory()), progress=True)
+            write_outputs(root, files, options)
+        if version != "editable":
+            for path in sorted(files):
+                build_data["force_include"][str(root / path)] = path
+
+
+def _existing(root: Path, options: Options) -> list[str]:
+    out = []
+    for package in options.packages:
+        folder = root / output_directory(package, options)
+        out += [p.relative_to(root).as_posix() for p in folder.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts]
+    return out
+
+
+@hookimpl
+def hatch_register_build_hook():
+    return KhalBuildHook

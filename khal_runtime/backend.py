@@ -1,0 +1,219 @@
+"""The interface every backend implements, and the logic they share.
+
+A backend owns a device. Buffers live on it; an `Encoder` records compute passes and copies; `submit` sends the
+recording to the device; `synchronize` waits for everything submitted. A `Pass` is a context manager in which
+generated kernel bindings dispatch; with `timestamps=True`, its `elapsed` seconds are known after a synchronize.
+
+    backend = khal_runtime.backend("auto")
+    a = backend.init_buffer(np.arange(8, dtype=np.float32))
+    encoder = backend.begin_encoding()
+    with encoder.begin_pass("add") as pass_:
+        kernels.add_assign.call(pass_, len(a), a, b)
+    backend.submit(encoder)
+    print(a.read())
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, overload
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
+from .lang import f16, f32, f64, i32, i64, u32, u64
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be created or cannot do what was asked (a missing driver, feature or usage flag)."""
+
+
+class KernelFunction(ABC):
+    """A kernel loaded on one backend (pipeline, CUDA function or IR)."""
+
+    @abstractmethod
+    def dispatch(self, pass_: "Pass", grid: "tuple[int, int, int] | Any", buffers: list, scalars: tuple) -> None:
+        """Record one dispatch; `grid` is a workgroup count or an `Indirect`, `buffers` their handles in binding
+        order, `scalars` the scalar arguments in order (a struct as the list of its field values)."""
+
+
+class Pass(ABC):
+    """A compute pass. Use it as a context manager; kernels dispatch into it."""
+
+    def __init__(self, encoder: "Encoder", label: str, timestamps: bool):
+        self.encoder, self.backend, self.label, self.timestamps = encoder, encoder.backend, label, timestamps
+        self.ended = False
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds the pass took on the device, once the work was synchronized (None without timestamps)."""
+        return None
+
+    def end(self) -> None:
+        self.ended = True
+
+    def __enter__(self) -> "Pass":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.ended:
+            self.end()
+
+
+class Encoder(ABC):
+    """Records passes and copies until `backend.submit(encoder)`."""
+
+    def __init__(self, backend: "Backend"):
+        self.backend = backend
+        self.passes: list[Pass] = []
+        self.submitted = False
+
+    @abstractmethod
+    def begin_pass(self, label: str = "", timestamps: bool = False) -> Pass: ...
+
+    def copy_buffer_to_buffer(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
+                              count: int) -> None:
+        """Copy `count` elements (offsets in elements too), device to device."""
+        self.backend.check_copy(source, source_offset, target, target_offset, count)
+        self._copy(source, source_offset, target, target_offset, count)
+
+    @abstractmethod
+    def _copy(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
+              count: int) -> None: ...
+
+
+class ReadFuture:
+    """The result of `read_buffer_async`: `result()` waits for the data."""
+
+    def __init__(self, wait: Callable[[], np.ndarray]):
+        self._wait, self._value = wait, None
+
+    def result(self) -> np.ndarray:
+        if self._value is None:
+            self._value = self._wait()
+        return self._value
+
+
+class Backend(ABC):
+    name: str = ""
+    device_name: str = ""
+    features: frozenset[str] = frozenset()
+
+    # --- buffers --------------------------------------------------------------------------------------------
+
+    @overload
+    def init_buffer(self, data: NDArray[np.float32], usage: BufferUsage = ...) -> Buffer[f32]: ...
+    @overload
+    def init_buffer(self, data: NDArray[np.float16], usage: BufferUsage = ...) -> Buffer[f16]: ...
+    @overload
+    def init_buffer(self, data: NDArray[np.float64], usage: BufferUsage = ...) -> Buffer[f64]: ...
+    @overload
+    def init_buffer(self, data: NDArray[np.int32], usage: BufferUsage = ...) -> Buffer[i32]: ...
+    @overload
+    def init_buffer(self, data: NDArray[np.uint32], usage: BufferUsage = ...) -> Buffer[u32]: ...
+    @overload
+    def init_buffer(self, data: NDArray[np.int64], usage: BufferUsage = ...) -> Buffer[i64]: ...
+    @overload
+    def init_buffer(self, data: NDArray[np.uint64], usage: BufferUsage = ...) -> Buffer[u64]: ...
+    @overload
+    def init_buffer(self, data: Any, usage: BufferUsage = ...) -> Buffer[Any]: ...
+
+    def init_buffer(self, data: Any, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[Any]:
+        """A new buffer holding a copy of `data` (a numpy array of any shape, read flat in C order)."""
+        array = np.ascontiguousarray(data).reshape(-1)
+        dtype = element_type(array.dtype)
+        return Buffer(self, dtype, array.size, BufferUsage(usage), self._create(array.nbytes, usage, array))
+
+    def uninit_buffer(self, dtype: type, length: int, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[Any]:
+        """A new buffer of `length` elements of `dtype` (f32, np.float32, ...), filled with zeros."""
+        t = element_type(dtype)
+        if not isinstance(length, (int, np.integer)) or length < 0:
+            raise ValueError(f"a buffer length must be a non-negative integer, not {length!r}")
+        nbytes = int(length) * np.dtype(t.numpy).itemsize
+        return Buffer(self, t, int(length), BufferUsage(usage), self._create(nbytes, usage, None))
+
+    def write_buffer(self, buffer: Buffer, data: Any, offset: int = 0) -> None:
+        """Copy `data` into `buffer` at element `offset` (ordered before work submitted later)."""
+        self.check_owner(buffer, "write_buffer")
+        array = np.ascontiguousarray(data, dtype=buffer.numpy_dtype).reshape(-1)
+        if np.asarray(data).dtype != buffer.numpy_dtype:
+            raise TypeError(f"write_buffer: the data is {np.asarray(data).dtype} but {buffer!r} holds "
+                            f"{buffer.dtype.ir}; convert it with .astype(np.{buffer.numpy_dtype})")
+        if offset < 0 or offset + array.size > buffer.length:
+            raise IndexError(f"write_buffer: {array.size} elements at offset {offset} do not fit in a buffer of "
+                             f"{buffer.length}")
+        self.require_usage(buffer, BufferUsage.COPY_DST, "write_buffer")
+        self._write(buffer, array, offset)
+
+    def read_buffer(self, buffer: ReadOnlyBuffer) -> np.ndarray:
+        """The buffer's contents as a new numpy array, after all submitted work."""
+        return self.read_buffer_async(buffer).result()
+
+    def read_buffer_async(self, buffer: ReadOnlyBuffer) -> ReadFuture:
+        """Start reading the buffer back; `.result()` waits and gives the numpy array."""
+        self.check_owner(buffer, "read_buffer")
+        self.require_usage(buffer, BufferUsage.COPY_SRC, "read_buffer")
+        return self._read(buffer)
+
+    # --- checks shared by the backends ----------------------------------------------------------------------
+
+    def check_owner(self, buffer: ReadOnlyBuffer, what: str) -> None:
+        if not isinstance(buffer, ReadOnlyBuffer):
+            raise TypeError(f"{what}: expected a khal buffer, found {type(buffer).__name__}")
+        if buffer.backend is not self:
+            raise BackendError(f"{what}: {buffer!r} belongs to another backend ({buffer.backend.name}), "
+                               f"not this {self.name} backend")
+
+    def require_usage(self, buffer: ReadOnlyBuffer, flag: BufferUsage, what: str) -> None:
+        if not buffer.usage & flag:
+            raise BackendError(f"{what}: {buffer!r} lacks the usage flag {flag.name}; create it with "
+                               f"usage=... | BufferUsage.{flag.name}")
+
+    def check_copy(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
+                   count: int) -> None:
+        self.check_owner(source, "copy_buffer_to_buffer")
+        self.check_owner(target, "copy_buffer_to_buffer")
+        if not isinstance(target, Buffer):
+            raise TypeError("copy_buffer_to_buffer: the target is a read-only buffer")
+        if source.dtype is not target.dtype:
+            raise TypeError(f"copy_buffer_to_buffer: cannot copy {source.dtype.ir} elements into a "
+                            f"{target.dtype.ir} buffer")
+        if min(source_offset, target_offset, count) < 0 or source_offset + count > source.length or \
+                target_offset + count > target.length:
+            raise IndexError(f"copy_buffer_to_buffer: {count} elements from offset {source_offset} of "
+                             f"{source.length} to offset {target_offset} of {target.length} is out of bounds")
+        self.require_usage(source, BufferUsage.COPY_SRC, "copy_buffer_to_buffer")
+        self.require_usage(target, BufferUsage.COPY_DST, "copy_buffer_to_buffer")
+
+    # --- what each backend implements -----------------------------------------------------------------------
+
+    @abstractmethod
+    def _create(self, nbytes: int, usage: BufferUsage, data: np.ndarray | None) -> Any:
+        """A device allocation of `nbytes` holding `data` (zeros when None)."""
+
+    @abstractmethod
+    def _write(self, buffer: Buffer, data: np.ndarray, offset: int) -> None: ...
+
+    @abstractmethod
+    def _read(self, buffer: ReadOnlyBuffer) -> ReadFuture: ...
+
+    @abstractmethod
+    def begin_encoding(self) -> Encoder: ...
+
+    @abstractmethod
+    def submit(self, encoder: Encoder) -> None: ...
+
+    @abstractmethod
+    def synchronize(self) -> None: ...
+
+    @abstractmethod
+    def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> KernelFunction:
+        """Load one kernel from its manifest entry; `artifact(kind)` returns the verified bytes of an artifact."""
+
+    def describe(self) -> dict[str, Any]:
+        """What `khal info` prints."""
+        return {"backend": self.name, "device": self.device_name, "features": sorted(self.features)}
+
+    def __repr__(self) -> str:
+        return f"<khal {self.name} backend on {self.device_name}>"

@@ -1,0 +1,116 @@
+"""The CPU backend: kernels run in the IR interpreter (`khal_runtime.interpreter`), the executable reference of
+the IR. Work is recorded into the encoder and runs at `submit`, in order, like on a GPU queue."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from hatch_khal import ir
+
+from ..backend import Backend, Encoder, KernelFunction, Pass, ReadFuture
+from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
+from ..interpreter import execute
+from ..kernels import Indirect
+
+FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
+
+
+class CpuPass(Pass):
+    def __init__(self, encoder: "CpuEncoder", label: str, timestamps: bool):
+        super().__init__(encoder, label, timestamps)
+        self.seconds: float | None = None
+        self.ops: list[Callable[[], None]] = []
+        encoder.ops.append(self._run)
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        for op in self.ops:
+            op()
+        if self.timestamps:
+            self.seconds = time.perf_counter() - start
+
+    @property
+    def elapsed(self) -> float | None:
+        return self.seconds
+
+
+class CpuEncoder(Encoder):
+    def __init__(self, backend: "CpuBackend"):
+        super().__init__(backend)
+        self.ops: list[Callable[[], None]] = []
+
+    def begin_pass(self, label: str = "", timestamps: bool = False) -> CpuPass:
+        return CpuPass(self, label, timestamps)
+
+    def _copy(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
+              count: int) -> None:
+        size = source.numpy_dtype.itemsize
+        src, dst = source.handle, target.handle
+
+        def copy() -> None:
+            dst[target_offset * size:(target_offset + count) * size] = \
+                src[source_offset * size:(source_offset + count) * size]
+        self.ops.append(copy)
+
+
+class CpuKernel(KernelFunction):
+    def __init__(self, kernel: ir.Kernel, info: dict, backend: "CpuBackend"):
+        self.kernel, self.backend = kernel, backend
+        self.dtypes = [np.dtype(ir.NUMPY[b.elem]) for b in kernel.buffers]
+        self.structs = [kernel.structs.get(s.type) for s in kernel.scalars]
+
+    def dispatch(self, pass_: CpuPass, grid: Any, buffers: list, scalars: tuple) -> None:
+        arrays = [handle.view(dtype) for handle, dtype in zip(buffers, self.dtypes)]
+        values = [dict(zip((f for f, _ in fields), v)) if fields else v for fields, v in zip(self.structs, scalars)]
+        backend = self.backend
+
+        def run() -> None:
+            counts = grid
+            if isinstance(grid, Indirect):
+                words = grid.buffer.handle.view(np.uint32)
+                counts = tuple(int(c) for c in words[grid.offset:grid.offset + 3])
+            execute(self.kernel, counts, arrays, values, subgroup_size=backend.subgroup_size, check=backend.check)
+        pass_.ops.append(run)
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    features = FEATURES
+
+    def __init__(self, subgroup_size: int = 32, check: bool = False):
+        """`check=True` makes the interpreter report data races (slower)."""
+        self.subgroup_size, self.check = subgroup_size, check
+        self.device_name = f"khal IR interpreter (numpy {np.__version__}, subgroup size {subgroup_size})"
+
+    def _create(self, nbytes: int, usage: BufferUsage, data: np.ndarray | None) -> np.ndarray:
+        storage = np.zeros(nbytes, dtype=np.uint8)
+        if data is not None:
+            storage[:] = data.view(np.uint8)
+        return storage
+
+    def _write(self, buffer: Buffer, data: np.ndarray, offset: int) -> None:
+        size = buffer.numpy_dtype.itemsize
+        buffer.handle[offset * size:offset * size + data.nbytes] = data.view(np.uint8)
+
+    def _read(self, buffer: ReadOnlyBuffer) -> ReadFuture:
+        data = buffer.handle.view(buffer.numpy_dtype).copy()
+        return ReadFuture(lambda: data)
+
+    def begin_encoding(self) -> CpuEncoder:
+        return CpuEncoder(self)
+
+    def submit(self, encoder: Encoder) -> None:
+        if encoder.submitted:
+            raise RuntimeError("this encoder was already submitted")
+        encoder.submitted = True
+        for op in encoder.ops:
+            op()
+
+    def synchronize(self) -> None:
+        pass
+
+    def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> CpuKernel:
+        return CpuKernel(ir.from_json(artifact("ir").decode()), info, self)

@@ -1,0 +1,101 @@
+"""Device buffers: a handle that knows its backend, element type, length and usage.
+
+`Buffer[T]` is writable; `ReadOnlyBuffer[T]` (its base class) can only be bound where a kernel reads. A kernel
+parameter `MutBuf[f32]` takes a `Buffer[f32]`, a `Buf[f32]` takes either; the generated `.pyi` stubs say so, so
+that a type checker catches a wrong element type or a read-only buffer passed for writing, and `call()` checks the
+same at run time.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import numpy as np
+
+from .lang import SCALAR_TYPES
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+T = TypeVar("T")
+
+
+class BufferUsage(enum.IntFlag):
+    """How a buffer may be used; the same bits as WebGPU's GPUBufferUsage."""
+    MAP_READ = 1 << 0
+    MAP_WRITE = 1 << 1
+    COPY_SRC = 1 << 2
+    COPY_DST = 1 << 3
+    INDEX = 1 << 4
+    VERTEX = 1 << 5
+    UNIFORM = 1 << 6
+    STORAGE = 1 << 7
+    INDIRECT = 1 << 8
+    QUERY_RESOLVE = 1 << 9
+
+
+# What a buffer gets when the caller does not say: usable by kernels, readable and writable by the host.
+DEFAULT_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST
+
+# numpy dtype -> element type (bool arrays are refused: bool travels as u32)
+ELEMENT_TYPES = {np.dtype(t.numpy): t for t in SCALAR_TYPES.values()}
+
+
+def element_type(dtype: Any) -> type:
+    """The element type (f32, u32, ...) for a khal type, a numpy dtype or anything np.dtype() accepts."""
+    if isinstance(dtype, type) and getattr(dtype, "ir", None) in SCALAR_TYPES:
+        return dtype
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{dtype!r} is not an element type; use f32, u32, i32, f16, i64, u64 or f64") from None
+    if np_dtype not in ELEMENT_TYPES:
+        hint = " (bool values travel as u32)" if np_dtype == np.bool_ else ""
+        raise TypeError(f"buffers cannot hold {np_dtype}{hint}; the element types are "
+                        + ", ".join(sorted(SCALAR_TYPES)))
+    return ELEMENT_TYPES[np_dtype]
+
+
+class ReadOnlyBuffer(Generic[T]):
+    """A buffer of `len(buf)` elements of type T on one backend, which kernels may only read."""
+
+    __slots__ = ("backend", "dtype", "length", "usage", "handle")
+    writable = False
+
+    def __init__(self, backend: "Backend", dtype: type, length: int, usage: BufferUsage, handle: Any):
+        self.backend, self.dtype, self.length, self.usage, self.handle = backend, dtype, length, usage, handle
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype.numpy)
+
+    @property
+    def nbytes(self) -> int:
+        return self.length * self.numpy_dtype.itemsize
+
+    def read(self) -> np.ndarray:
+        """The contents as a new numpy array (waits for the work submitted before)."""
+        return self.backend.read_buffer(self)
+
+    def __repr__(self) -> str:
+        kind = "Buffer" if self.writable else "ReadOnlyBuffer"
+        return f"<{kind}[{self.dtype.ir}] of {self.length} on {self.backend.name}, usage {self.usage!r}>"
+
+
+class Buffer(ReadOnlyBuffer[T]):
+    """A buffer that kernels may read and write."""
+
+    __slots__ = ()
+    writable = True
+
+    def read_only(self) -> ReadOnlyBuffer[T]:
+        """A view of the same memory that can only be bound where kernels read."""
+        return ReadOnlyBuffer(self.backend, self.dtype, self.length, self.usage, self.handle)
+
+    def write(self, data: Any, offset: int = 0) -> None:
+        """Copy `data` into the buffer, starting at element `offset`."""
+        self.backend.write_buffer(self, data, offset)

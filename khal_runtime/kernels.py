@@ -1,0 +1,284 @@
+"""Typed kernel bindings at run time: loading verified artifacts, checking arguments, dispatching.
+
+A generated binding class names its manifest entry; `Kernel` does the rest:
+
+    class AddAssign(Kernel):                  # generated
+        ID = "examples.add_assign.add_assign"
+        PACKAGE = "shaders._generated"
+
+    add = AddAssign(backend)                  # loads and verifies its artifacts on this backend
+    add.call(pass_, len(a), a, b)             # grid in threads; or workgroups(x, y, z) or indirect(buf)
+
+`call()` checks everything it can before anything reaches the device: the pass's backend, each buffer's backend,
+element type, mutability and usage, the kernel's `require(...)` preconditions, and the range of every scalar.
+Its errors name the kernel and the argument.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, ClassVar, Union, get_type_hints
+
+from .backend import Backend, KernelFunction, Pass
+from .buffers import Buffer, BufferUsage, ReadOnlyBuffer
+
+MAX_WORKGROUPS = (2**31 - 1, 65535, 65535)       # what the runtime accepts; backends may fold or refuse more
+
+
+class KernelArgumentError(TypeError):
+    """A call with arguments the kernel cannot take; the message names the kernel and the argument."""
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing or does not match the manifest's sha256."""
+
+
+@dataclass(frozen=True)
+class Workgroups:
+    """A grid given in workgroups rather than threads."""
+    x: int
+    y: int = 1
+    z: int = 1
+
+
+@dataclass(frozen=True)
+class Indirect:
+    """A grid read by the device from a buffer of three u32 workgroup counts, at element `offset`."""
+    buffer: ReadOnlyBuffer
+    offset: int = 0
+
+
+Grid = Union[int, tuple[int], tuple[int, int], tuple[int, int, int], Workgroups, Indirect]
+
+
+def workgroups(x: int, y: int = 1, z: int = 1) -> Workgroups:
+    return Workgroups(x, y, z)
+
+
+def indirect(buffer: ReadOnlyBuffer, offset: int = 0) -> Indirect:
+    return Indirect(buffer, offset)
+
+
+# --- manifests and artifacts -------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def manifest(package: str) -> dict:
+    """The manifest of a generated package ("shaders._generated")."""
+    try:
+        text = (resources.files(package) / "manifest.json").read_text()
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+        raise ArtifactError(f"no compiled kernels in {package}: {e}. Build them with `khal build` (or reinstall "
+                            "the package, whose build runs the khal hook)") from None
+    return json.loads(text)
+
+
+def read_artifact(package: str, info: dict, kind: str) -> bytes:
+    """An artifact's bytes, refused unless they match the manifest."""
+    if kind not in info["artifacts"]:
+        raise ArtifactError(f"kernel {info['id']} was built without the {kind} artifact; "
+                            "enable its target in the khal hook's options")
+    meta = info["artifacts"][kind]
+    try:
+        data = (resources.files(package) / meta["path"]).read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"the {kind} artifact of kernel {info['id']} is missing ({package}/{meta['path']}); "
+                            "rebuild with `khal build` or reinstall the package") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta["sha256"]:
+        raise ArtifactError(f"the {kind} artifact of kernel {info['id']} ({package}/{meta['path']}) does not match "
+                            f"the manifest: sha256 {digest[:16]}..., expected {meta['sha256'][:16]}...; the file "
+                            "was modified or corrupted. Rebuild with `khal build` or reinstall the package")
+    return data
+
+
+# --- argument checking ---------------------------------------------------------------------------------------------
+
+_INT_RANGE = {"i32": (-2**31, 2**31 - 1), "u32": (0, 2**32 - 1), "i64": (-2**63, 2**63 - 1), "u64": (0, 2**64 - 1)}
+PACK = {"bool": "I", "i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f32": "f", "f64": "d"}
+
+
+def _scalar_check(kernel: str, name: str, t: str):
+    """A function that validates one scalar argument and returns it ready for struct.pack."""
+    if t in _INT_RANGE:
+        lo, hi = _INT_RANGE[t]
+
+        def check_int(v: Any) -> int:
+            if isinstance(v, bool) or not hasattr(v, "__index__"):
+                raise KernelArgumentError(f"{kernel}: argument {name!r} must be an integer ({t}), not {v!r}")
+            v = v.__index__()
+            if not lo <= v <= hi:
+                raise KernelArgumentError(f"{kernel}: argument {name!r} = {v} is out of the range of {t} "
+                                          f"[{lo}, {hi}]")
+            return v
+        return check_int
+    if t == "bool":
+        def check_bool(v: Any) -> int:
+            if not isinstance(v, (bool, int)) or v not in (0, 1):
+                raise KernelArgumentError(f"{kernel}: argument {name!r} must be a bool, not {v!r}")
+            return int(v)
+        return check_bool
+
+    def check_float(v: Any) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            raise KernelArgumentError(f"{kernel}: argument {name!r} must be a number ({t}), not {v!r}") from None
+    return check_float
+
+
+def _struct_check(kernel: str, name: str, struct_name: str, fields: list):
+    checks = [(f, _scalar_check(kernel, f"{name}.{f}", t)) for f, t in fields]
+
+    def check_struct(v: Any) -> list:
+        if isinstance(v, dict):
+            missing = [f for f, _ in checks if f not in v]
+            extra = sorted(set(v) - {f for f, _ in checks})
+            if missing or extra:
+                raise KernelArgumentError(f"{kernel}: argument {name!r} ({struct_name}) has fields "
+                                          f"{', '.join(f for f, _ in checks)}; missing {missing}, unknown {extra}")
+            return [c(v[f]) for f, c in checks]
+        try:
+            return [c(getattr(v, f)) for f, c in checks]
+        except AttributeError:
+            raise KernelArgumentError(f"{kernel}: argument {name!r} must be a {struct_name} (or a dict with its "
+                                      f"fields {', '.join(f for f, _ in checks)}), not {v!r}") from None
+    return check_struct
+
+
+class Kernel:
+    """Base of the generated binding classes. Instantiate with a backend; dispatch with `call`."""
+
+    ID: ClassVar[str]
+    PACKAGE: ClassVar[str]
+    TEMPLATE: ClassVar[dict] = {}
+    REQUIRES: ClassVar[tuple] = ()
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.info = info = manifest(self.PACKAGE)["kernels"][self.ID]
+        self.name = info["id"]
+        self.workgroup_size = tuple(info["workgroup_size"])
+        missing = set(info["features"]) - set(backend.features)
+        if missing:
+            raise KernelArgumentError(f"kernel {self.name} needs device features that {backend!r} lacks: "
+                                      f"{', '.join(sorted(missing))}")
+        self.function: KernelFunction = backend.load_kernel(info, functools.partial(read_artifact, self.PACKAGE,
+                                                                                     info))
+        scalars = {s["name"]: s["type"] for s in info["scalars"]}
+        self._signature = [(n, "scalar" if n in scalars else "buffer") for n in info["params"]]
+        self._buffer_specs = [(i, b["name"], b["elem"], b["access"] == "read_write")
+                              for i, b in enumerate(info["buffers"])]
+        self._scalar_checks = [
+            (name, _struct_check(self.name, name, t, info["structs"][t]) if t in info["structs"]
+             else _scalar_check(self.name, name, t)) for name, t in scalars.items()]
+
+    def call(self, pass_: Pass, grid: Grid, *args: Any, **kwargs: Any) -> None:
+        """Dispatch the kernel over `grid` (threads, `workgroups(...)` or `indirect(...)`) in `pass_`."""
+        if not isinstance(pass_, Pass):
+            raise KernelArgumentError(f"{self.name}: the first argument must be a pass, not {pass_!r}")
+        if pass_.backend is not self.backend:
+            raise KernelArgumentError(f"{self.name}: the kernel was loaded on {self.backend!r} but the pass "
+                                      f"belongs to {pass_.backend!r}")
+        if pass_.ended:
+            raise KernelArgumentError(f"{self.name}: the pass {pass_.label!r} has ended")
+        values = self._bind(args, kwargs)
+        handles = [self._buffer(values[name], name, elem, writable) for _, name, elem, writable in
+                   self._buffer_specs]
+        scalars = [check(values[name]) for name, check in self._scalar_checks]
+        if self.REQUIRES:
+            failed = type(self).unmet(*(values[n] for n, _ in self._signature))
+            if failed >= 0:
+                text, line = self.REQUIRES[failed]
+                shown = ", ".join(f"len({n})={len(values[n])}" if k == "buffer" else f"{n}={values[n]!r}"
+                                  for n, k in self._signature)
+                raise KernelArgumentError(f"{self.name}: requirement `{text}` ({self.info['source']}:{line}) does "
+                                          f"not hold for these arguments: {shown}")
+        self.function.dispatch(pass_, self._grid(grid), handles, tuple(scalars))
+
+    def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        names = [n for n, _ in self._signature]
+        if len(args) > len(names):
+            raise KernelArgumentError(f"{self.name}: takes {len(names)} arguments after the pass and grid "
+                                      f"({', '.join(names)}), {len(args)} given")
+        values = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise KernelArgumentError(f"{self.name}: no parameter named {k!r}; the parameters are "
+                                          f"{', '.join(names)}")
+            if k in values:
+                raise KernelArgumentError(f"{self.name}: argument {k!r} given twice")
+            values[k] = v
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise KernelArgumentError(f"{self.name}: missing argument{'s' if len(missing) > 1 else ''} "
+                                      f"{', '.join(missing)}")
+        return values
+
+    def _buffer(self, buf: Any, name: str, elem: str, writable: bool) -> Any:
+        if not isinstance(buf, ReadOnlyBuffer):
+            raise KernelArgumentError(f"{self.name}: argument {name!r} must be a buffer of {elem}, "
+                                      f"not {type(buf).__name__}")
+        if buf.backend is not self.backend:
+            raise KernelArgumentError(f"{self.name}: argument {name!r} lives on {buf.backend!r}, but the kernel "
+                                      f"runs on {self.backend!r}")
+        if buf.dtype.ir != elem:
+            raise KernelArgumentError(f"{self.name}: argument {name!r} must hold {elem}, but the buffer holds "
+                                      f"{buf.dtype.ir}")
+        if writable and not isinstance(buf, Buffer):
+            raise KernelArgumentError(f"{self.name}: the kernel writes argument {name!r}, but a read-only buffer "
+                                      f"was given")
+        if not buf.usage & BufferUsage.STORAGE:
+            raise KernelArgumentError(f"{self.name}: argument {name!r} lacks the usage flag STORAGE")
+        if buf.length == 0:
+            raise KernelArgumentError(f"{self.name}: argument {name!r} is an empty buffer; a dispatch needs at "
+                                      "least one element in every buffer")
+        return buf.handle
+
+    def _grid(self, grid: Grid) -> tuple[int, int, int] | Indirect:
+        if isinstance(grid, Indirect):
+            buf = grid.buffer
+            if not isinstance(buf, ReadOnlyBuffer) or buf.dtype.ir != "u32" or grid.offset + 3 > buf.length:
+                raise KernelArgumentError(f"{self.name}: an indirect grid needs a u32 buffer holding three "
+                                          f"workgroup counts at offset {grid.offset}")
+            if buf.backend is not self.backend or not buf.usage & BufferUsage.INDIRECT:
+                raise KernelArgumentError(f"{self.name}: the indirect grid buffer must live on this backend and "
+                                          "have the usage flag INDIRECT")
+            return grid
+        if isinstance(grid, Workgroups):
+            counts = (grid.x, grid.y, grid.z)
+        else:
+            threads = (grid,) if not isinstance(grid, tuple) else grid
+            if not 1 <= len(threads) <= 3 or not all(hasattr(t, "__index__") for t in threads):
+                raise KernelArgumentError(f"{self.name}: the grid must be a thread count (an int or a tuple of up "
+                                          f"to three), workgroups(...) or indirect(...), not {grid!r}")
+            threads = tuple(t.__index__() for t in threads) + (1,) * (3 - len(threads))
+            counts = tuple(-(-t // w) for t, w in zip(threads, self.workgroup_size))
+        for c, limit, axis in zip(counts, MAX_WORKGROUPS, "xyz"):
+            if not 0 <= c <= limit:
+                raise KernelArgumentError(f"{self.name}: {c} workgroups along {axis} (at most {limit})")
+        return counts
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} on {self.backend.name}>"
+
+
+class Shader:
+    """A group of kernels, declared as annotated attributes and loaded together:
+
+        class Kernels(Shader):
+            add_assign: AddAssign
+            reduce: SumU32
+
+        kernels = Kernels(backend)
+    """
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        for name, cls in get_type_hints(type(self)).items():
+            if isinstance(cls, type) and issubclass(cls, Kernel):
+                setattr(self, name, cls(backend))
