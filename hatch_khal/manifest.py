@@ -75,8 +75,9 @@ def entry(module: str, kernel: ir.Kernel, artifacts: dict[str, tuple[str, bytes]
                     for b in kernel.buffers],
         "scalars": [{"name": s.name, "type": s.type} for s in kernel.scalars],
         "structs": {name: [list(f) for f in fields] for name, fields in kernel.structs.items()},
-        "push_constants": {"size": push_size, "fields": push_fields},
-        "cuda_params": {"size": cuda_size, "params": cuda_fields},
+        "push_constants": {"size": push_size, "fields": push_fields,
+                           "format": abi.pack_format(push_fields, push_size)},
+        "cuda_params": {"size": cuda_size, "params": cuda_fields, "format": abi.pack_format(cuda_fields, cuda_size)},
         "shared_bytes": shared_bytes(kernel),
         "features": features(kernel),
         "artifacts": {kind: {"path": path, "sha256": sha256(data), "bytes": len(data)}

@@ -33,7 +33,7 @@ class KernelFunction(ABC):
     """A kernel loaded on one backend (pipeline, CUDA function or IR)."""
 
     @abstractmethod
-    def dispatch(self, pass_: "Pass", grid: "tuple[int, int, int] | Any", buffers: list, scalars: tuple) -> None:
+    def dispatch(self, pass_: Any, grid: Any, buffers: list, scalars: tuple) -> None:
         """Record one dispatch; `grid` is a workgroup count or an `Indirect`, `buffers` their handles in binding
         order, `scalars` the scalar arguments in order (a struct as the list of its field values)."""
 

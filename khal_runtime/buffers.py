@@ -77,6 +77,14 @@ class ReadOnlyBuffer(Generic[T]):
     def nbytes(self) -> int:
         return self.length * self.numpy_dtype.itemsize
 
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """The CUDA Array Interface (v3), for zero-copy use from CuPy, PyTorch or Numba; CUDA buffers only."""
+        describe = getattr(self.backend, "cuda_array_interface", None)
+        if describe is None:
+            raise AttributeError(f"a buffer of the {self.backend.name} backend is not in CUDA memory")
+        return describe(self)
+
     def read(self) -> np.ndarray:
         """The contents as a new numpy array (waits for the work submitted before)."""
         return self.backend.read_buffer(self)

@@ -22,12 +22,15 @@ import json
 import struct
 from dataclasses import dataclass
 from importlib import resources
+from types import SimpleNamespace
 from typing import Any, ClassVar, Union, get_type_hints
 
 from .backend import Backend, KernelFunction, Pass
-from .buffers import Buffer, BufferUsage, ReadOnlyBuffer
+from .buffers import BufferUsage, ReadOnlyBuffer
+from .lang import SCALAR_TYPES
 
 MAX_WORKGROUPS = (2**31 - 1, 65535, 65535)       # what the runtime accepts; backends may fold or refuse more
+STORAGE = int(BufferUsage.STORAGE)
 
 
 class KernelArgumentError(TypeError):
@@ -99,7 +102,6 @@ def read_artifact(package: str, info: dict, kind: str) -> bytes:
 # --- argument checking ---------------------------------------------------------------------------------------------
 
 _INT_RANGE = {"i32": (-2**31, 2**31 - 1), "u32": (0, 2**32 - 1), "i64": (-2**63, 2**63 - 1), "u64": (0, 2**64 - 1)}
-PACK = {"bool": "I", "i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f32": "f", "f64": "d"}
 
 
 def _scalar_check(kernel: str, name: str, t: str):
@@ -169,39 +171,58 @@ class Kernel:
                                       f"{', '.join(sorted(missing))}")
         self.function: KernelFunction = backend.load_kernel(info, functools.partial(read_artifact, self.PACKAGE,
                                                                                      info))
-        scalars = {s["name"]: s["type"] for s in info["scalars"]}
-        self._signature = [(n, "scalar" if n in scalars else "buffer") for n in info["params"]]
-        self._buffer_specs = [(i, b["name"], b["elem"], b["access"] == "read_write")
-                              for i, b in enumerate(info["buffers"])]
-        self._scalar_checks = [
-            (name, _struct_check(self.name, name, t, info["structs"][t]) if t in info["structs"]
-             else _scalar_check(self.name, name, t)) for name, t in scalars.items()]
+        # Everything call() needs, precomputed: it runs on every dispatch and must cost little next to the
+        # backend's own dispatch (a few microseconds).
+        self.params: list[str] = info["params"]
+        position = {name: i for i, name in enumerate(self.params)}
+        types = {s["name"]: s["type"] for s in info["scalars"]}
+        self._buffers = [(position[b["name"]], SCALAR_TYPES[b["elem"]], b["access"] == "read_write")
+                         for b in info["buffers"]]
+        self._scalars = [(position[name], _struct_check(self.name, name, t, info["structs"][t])
+                          if t in info["structs"] else _scalar_check(self.name, name, t)) for name, t in types.items()]
+        self._structs = {position[name]: [f for f, _ in info["structs"][t]] for name, t in types.items()
+                         if t in info["structs"]}
+        self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
 
     def call(self, pass_: Pass, grid: Grid, *args: Any, **kwargs: Any) -> None:
         """Dispatch the kernel over `grid` (threads, `workgroups(...)` or `indirect(...)`) in `pass_`."""
+        backend = self.backend
+        if getattr(pass_, "backend", None) is not backend or pass_.ended:
+            self._pass_error(pass_)
+        if kwargs or len(args) != len(self.params):
+            args = self._bind(args, kwargs)
+        handles = []
+        for i, dtype, writable in self._buffers:
+            buf = args[i]
+            try:
+                if buf.backend is backend and buf.dtype is dtype and buf.length and buf.usage & STORAGE and (
+                        buf.writable or not writable):
+                    handles.append(buf.handle)
+                    continue
+            except AttributeError:
+                pass
+            self._buffer_error(i, buf, dtype, writable)
+        scalars = tuple([check(args[i]) for i, check in self._scalars])
+        if self.REQUIRES:
+            self._check_requirements(args)
+        if type(grid) is int and 0 <= grid <= self._max_threads_x:
+            wx = self.workgroup_size[0]
+            counts: Any = ((grid + wx - 1) // wx, 1, 1)
+        else:
+            counts = self._grid(grid)
+        self.function.dispatch(pass_, counts, handles, scalars)
+
+    def _pass_error(self, pass_: Any) -> None:
         if not isinstance(pass_, Pass):
             raise KernelArgumentError(f"{self.name}: the first argument must be a pass, not {pass_!r}")
         if pass_.backend is not self.backend:
             raise KernelArgumentError(f"{self.name}: the kernel was loaded on {self.backend!r} but the pass "
                                       f"belongs to {pass_.backend!r}")
-        if pass_.ended:
-            raise KernelArgumentError(f"{self.name}: the pass {pass_.label!r} has ended")
-        values = self._bind(args, kwargs)
-        handles = [self._buffer(values[name], name, elem, writable) for _, name, elem, writable in
-                   self._buffer_specs]
-        scalars = [check(values[name]) for name, check in self._scalar_checks]
-        if self.REQUIRES:
-            failed = type(self).unmet(*(values[n] for n, _ in self._signature))
-            if failed >= 0:
-                text, line = self.REQUIRES[failed]
-                shown = ", ".join(f"len({n})={len(values[n])}" if k == "buffer" else f"{n}={values[n]!r}"
-                                  for n, k in self._signature)
-                raise KernelArgumentError(f"{self.name}: requirement `{text}` ({self.info['source']}:{line}) does "
-                                          f"not hold for these arguments: {shown}")
-        self.function.dispatch(pass_, self._grid(grid), handles, tuple(scalars))
+        raise KernelArgumentError(f"{self.name}: the pass {pass_.label!r} has ended")
 
-    def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        names = [n for n, _ in self._signature]
+    def _bind(self, args: tuple, kwargs: dict) -> tuple:
+        """The arguments in signature order, from positional and keyword arguments."""
+        names = self.params
         if len(args) > len(names):
             raise KernelArgumentError(f"{self.name}: takes {len(names)} arguments after the pass and grid "
                                       f"({', '.join(names)}), {len(args)} given")
@@ -217,27 +238,40 @@ class Kernel:
         if missing:
             raise KernelArgumentError(f"{self.name}: missing argument{'s' if len(missing) > 1 else ''} "
                                       f"{', '.join(missing)}")
-        return values
+        return tuple(values[n] for n in names)
 
-    def _buffer(self, buf: Any, name: str, elem: str, writable: bool) -> Any:
+    def _buffer_error(self, i: int, buf: Any, dtype: type, writable: bool) -> None:
+        name, elem = self.params[i], dtype.ir
         if not isinstance(buf, ReadOnlyBuffer):
             raise KernelArgumentError(f"{self.name}: argument {name!r} must be a buffer of {elem}, "
                                       f"not {type(buf).__name__}")
         if buf.backend is not self.backend:
             raise KernelArgumentError(f"{self.name}: argument {name!r} lives on {buf.backend!r}, but the kernel "
                                       f"runs on {self.backend!r}")
-        if buf.dtype.ir != elem:
+        if buf.dtype is not dtype:
             raise KernelArgumentError(f"{self.name}: argument {name!r} must hold {elem}, but the buffer holds "
                                       f"{buf.dtype.ir}")
-        if writable and not isinstance(buf, Buffer):
+        if writable and not buf.writable:
             raise KernelArgumentError(f"{self.name}: the kernel writes argument {name!r}, but a read-only buffer "
                                       f"was given")
-        if not buf.usage & BufferUsage.STORAGE:
-            raise KernelArgumentError(f"{self.name}: argument {name!r} lacks the usage flag STORAGE")
-        if buf.length == 0:
-            raise KernelArgumentError(f"{self.name}: argument {name!r} is an empty buffer; a dispatch needs at "
-                                      "least one element in every buffer")
-        return buf.handle
+        if not buf.usage & STORAGE:
+            raise KernelArgumentError(f"{self.name}: argument {name!r} lacks the usage flag STORAGE; create it "
+                                      "with usage=... | BufferUsage.STORAGE")
+        raise KernelArgumentError(f"{self.name}: argument {name!r} is an empty buffer; a dispatch needs at least "
+                                  "one element in every buffer")
+
+    def _check_requirements(self, args: tuple) -> None:
+        # struct arguments may be dicts; the generated conditions read fields as attributes
+        values = [SimpleNamespace(**v) if i in self._structs and isinstance(v, dict) else v
+                  for i, v in enumerate(args)]
+        failed = type(self).unmet(*values)
+        if failed >= 0:
+            text, line = self.REQUIRES[failed]
+            buffers = {i for i, _, _ in self._buffers}
+            shown = ", ".join(f"len({n})={len(v)}" if i in buffers else f"{n}={v!r}"
+                              for i, (n, v) in enumerate(zip(self.params, args)))
+            raise KernelArgumentError(f"{self.name}: requirement `{text}` ({self.info['source']}:{line}) does not "
+                                      f"hold for these arguments: {shown}")
 
     def _grid(self, grid: Grid) -> tuple[int, int, int] | Indirect:
         if isinstance(grid, Indirect):
