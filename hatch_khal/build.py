@@ -161,15 +161,23 @@ def render(jobs: list[Job], options: Options) -> None:
         job.sources["ir"] = ir.to_json(job.kernel)
 
 
+def pipeline_fingerprint() -> str:
+    """A hash of the code that turns generated source into artifacts (this module and the toolchain bindings):
+    part of every cache key, so that changing how we call a toolchain invalidates what it compiled before."""
+    here = Path(__file__).parent
+    return key(*(p.read_bytes() for p in [Path(__file__), *sorted((here / "toolchains").glob("*.py"))]))
+
+
 def compile_all(jobs: list[Job], options: Options, cache: Cache, progress: bool) -> None:
     """SPIR-V and PTX for every job, from the cache or from the toolchains (in parallel threads)."""
     versions = toolchain_versions(options)
+    pipeline = pipeline_fingerprint()
     tasks = []
     for job in jobs:
         for kind, source_kind in (("spirv", "glsl"), ("ptx", "cuda")):
             if kind in options.kinds:
                 k = key(kind, job.sources[source_kind], repr(sorted(versions.items())), options.cuda_arch,
-                        str(options.optimize))
+                        str(options.optimize), pipeline)
                 cached = cache.get(k)
                 if cached is not None:
                     job.binaries[kind] = cached
@@ -193,7 +201,7 @@ def _compile_one(job: Job, kind: str, options: Options) -> bytes:
     from .toolchains import ToolchainError, glslang, nvrtc, spirv_tools
     try:
         if kind == "spirv":
-            spirv = glslang.compile_glsl(job.sources["glsl"])
+            spirv = spirv_tools.strip_relaxed_precision(glslang.compile_glsl(job.sources["glsl"]))
             spirv_tools.validate(spirv)
             return spirv_tools.optimize(spirv) if options.optimize else spirv
         return nvrtc.compile_cuda(job.sources["cuda"], name=job.kernel.name, arch=options.cuda_arch).encode()

@@ -301,6 +301,7 @@ class Function:
     locals: dict[str, str]
     body: list[Stmt]
     line: int = 0
+    source: str = ""                        # the Python file that defines it, when not the kernel's
 
 
 @dataclass
@@ -447,7 +448,8 @@ def from_json(text: str) -> Kernel:
         structs={k: [tuple(f) for f in v] for k, v in doc["structs"].items()},
         shared=doc["shared"], locals=doc["locals"], body=_decode(doc["body"]),
         functions=[Function(name=f["name"], params=[Scalar(**p) for p in f["params"]], ret=f["ret"],
-                            locals=f["locals"], body=_decode(f["body"]), line=f["line"])
+                            locals=f["locals"], body=_decode(f["body"]), line=f["line"],
+                            source=f.get("source", ""))
                    for f in doc["functions"]],
         requires=[Requirement(**r) for r in doc.get("requires", [])], params=doc.get("params", []),
     )

@@ -16,13 +16,13 @@ generated kernel bindings dispatch; with `timestamps=True`, its `elapsed` second
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, overload
+from typing import Any, Callable, TypeVar, overload
 
 import numpy as np
-from numpy.typing import NDArray
 
 from .buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
-from .lang import f16, f32, f64, i32, i64, u32, u64
+
+T = TypeVar("T")
 
 
 class BackendError(RuntimeError):
@@ -103,29 +103,26 @@ class Backend(ABC):
     # --- buffers --------------------------------------------------------------------------------------------
 
     @overload
-    def init_buffer(self, data: NDArray[np.float32], usage: BufferUsage = ...) -> Buffer[f32]: ...
+    def init_buffer(self, data: Any, usage: BufferUsage = ..., *, dtype: type[T]) -> Buffer[T]: ...
     @overload
-    def init_buffer(self, data: NDArray[np.float16], usage: BufferUsage = ...) -> Buffer[f16]: ...
-    @overload
-    def init_buffer(self, data: NDArray[np.float64], usage: BufferUsage = ...) -> Buffer[f64]: ...
-    @overload
-    def init_buffer(self, data: NDArray[np.int32], usage: BufferUsage = ...) -> Buffer[i32]: ...
-    @overload
-    def init_buffer(self, data: NDArray[np.uint32], usage: BufferUsage = ...) -> Buffer[u32]: ...
-    @overload
-    def init_buffer(self, data: NDArray[np.int64], usage: BufferUsage = ...) -> Buffer[i64]: ...
-    @overload
-    def init_buffer(self, data: NDArray[np.uint64], usage: BufferUsage = ...) -> Buffer[u64]: ...
-    @overload
-    def init_buffer(self, data: Any, usage: BufferUsage = ...) -> Buffer[Any]: ...
+    def init_buffer(self, data: Any, usage: BufferUsage = ..., *, dtype: None = ...) -> Buffer[Any]: ...
 
-    def init_buffer(self, data: Any, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[Any]:
-        """A new buffer holding a copy of `data` (a numpy array of any shape, read flat in C order)."""
+    def init_buffer(self, data: Any, usage: BufferUsage = DEFAULT_USAGE, *, dtype: Any = None) -> Buffer[Any]:
+        """A new buffer holding a copy of `data` (a numpy array of any shape, read flat in C order, or a list).
+
+        `dtype` (f32, u32, ...) makes the element type explicit, which lets a type checker see it
+        (`Buffer[f32]`); a numpy array must already have that dtype, a list is converted to it."""
+        if dtype is not None:
+            t = element_type(dtype)
+            if isinstance(data, np.ndarray) and data.dtype != np.dtype(t.numpy):
+                raise TypeError(f"init_buffer: the array holds {data.dtype}, not {t.ir}; convert it with "
+                                f".astype(np.{np.dtype(t.numpy)})")
+            data = np.asarray(data, dtype=t.numpy)
         array = np.ascontiguousarray(data).reshape(-1)
-        dtype = element_type(array.dtype)
-        return Buffer(self, dtype, array.size, BufferUsage(usage), self._create(array.nbytes, usage, array))
+        return Buffer(self, element_type(array.dtype), array.size, BufferUsage(usage),
+                      self._create(array.nbytes, usage, array))
 
-    def uninit_buffer(self, dtype: type, length: int, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[Any]:
+    def uninit_buffer(self, dtype: type[T], length: int, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[T]:
         """A new buffer of `length` elements of `dtype` (f32, np.float32, ...), filled with zeros."""
         t = element_type(dtype)
         if not isinstance(length, (int, np.integer)) or length < 0:

@@ -155,6 +155,7 @@ class _Function:
     arrays: dict[str, tuple[str, int]]    # private arrays: name -> (element type, elements)
     params: list[str]
     retval: Any
+    source: str                           # the Python file of the function, for error messages
     body: Callable = None  # type: ignore[assignment]   # set once compiled: calls may come before the callee
 
 
@@ -165,8 +166,9 @@ class _Program:
         self.shared = {name: _array_decl(t) for name, t in kernel.shared.items()}
         self.uses_subgroup_ops = any(isinstance(n, ir.Intrinsic) and n.name.startswith("subgroup_")
                                      for n in ir.walk(kernel))
-        self.entry = _function(kernel, [], kernel.locals, None)
-        self.functions = {f.name: _function(kernel, f.params, f.locals, f.ret) for f in kernel.functions}
+        self.entry = _function(kernel, [], kernel.locals, None, kernel.source)
+        self.functions = {f.name: _function(kernel, f.params, f.locals, f.ret, f.source or kernel.source)
+                          for f in kernel.functions}
         self.workgroups_per_batch = max(1, min(BATCH_LANES, BATCH_BYTES // self._bytes_per_lane()) // self.lanes)
         _Compiler(self).compile()
 
@@ -190,7 +192,8 @@ def _array_decl(t: str) -> tuple[str, int]:
     return arr[0], math.prod(arr[1])
 
 
-def _function(kernel: ir.Kernel, params: list[ir.Scalar], locals_: dict[str, str], ret: str | None) -> _Function:
+def _function(kernel: ir.Kernel, params: list[ir.Scalar], locals_: dict[str, str], ret: str | None,
+              source: str) -> _Function:
     zeros: dict[str, Any] = {}
     arrays = {}
     for name, t in [(p.name, p.type) for p in params] + list(locals_.items()):
@@ -199,7 +202,7 @@ def _function(kernel: ir.Kernel, params: list[ir.Scalar], locals_: dict[str, str
         else:
             zeros[name] = None if t in kernel.structs else ops.zero(t)
     retval = ops.zero(ret) if ret not in (None, "void") else None
-    return _Function(zeros, arrays, [p.name for p in params], retval)
+    return _Function(zeros, arrays, [p.name for p in params], retval, source)
 
 
 _cache: dict[int, tuple[weakref.ref, _Program]] = {}

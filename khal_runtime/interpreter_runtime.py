@@ -303,10 +303,10 @@ class Frame:
     """One call of a function (the entry or a helper) for the lanes of a batch. `func` is its compiled form
     (`zeros`: the locals at zero, `arrays`: private arrays, `retval`: the return value's zero). `ret` holds the
     lanes that returned, `cont` those that took `continue` in the current iteration of the innermost loop."""
-    __slots__ = ("arrays", "batch", "call_line", "caller", "cont", "ret", "retval", "vars")
+    __slots__ = ("arrays", "batch", "call_line", "caller", "cont", "ret", "retval", "source", "vars")
 
     def __init__(self, batch: Batch, func, caller: Frame | None = None, call_line: int = 0):
-        self.batch, self.caller, self.call_line = batch, caller, call_line
+        self.batch, self.caller, self.call_line, self.source = batch, caller, call_line, func.source
         self.vars = dict(func.zeros)
         self.arrays = {name: np.zeros((size, *batch.shape), DTYPE[t]) for name, (t, size) in func.arrays.items()}
         self.ret = self.cont = EMPTY
@@ -324,12 +324,12 @@ class Frame:
 
 def error(f: Frame, line: int, message: str, lane: int | None = None) -> KernelExecutionError:
     k = f.batch.prog.kernel
-    text = f"kernel {k.name!r} at {k.source}:{line}: {message}"
+    text = f"kernel {k.name!r} at {f.source}:{line}: {message}"
     if lane is not None:
         text += f" [{f.batch.describe(lane)}]"
     frame = f
     while frame.caller is not None:
-        text += f"\n  called from {k.source}:{frame.call_line}"
+        text += f"\n  called from {frame.caller.source}:{frame.call_line}"
         frame = frame.caller
     return KernelExecutionError(text)
 

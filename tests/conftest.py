@@ -1,5 +1,72 @@
+"""Shared test setup: the shader package is built (when out of date) before collection, and the `backend`
+fixture runs a test on every backend this machine has, skipping the others with the reason."""
+
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
-# tests import helper modules that sit beside them (frontend_cases.py, ...)
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# tests import helper modules that sit beside them (frontend_cases.py, registry.py, ...)
 sys.path.insert(0, str(Path(__file__).parent))
+
+BACKENDS = ("cpu", "webgpu", "cuda")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests import the generated bindings: rebuild them if a kernel changed since the last build."""
+    from hatch_khal.build import up_to_date, write_outputs, build
+    from hatch_khal.cache import Cache, default_directory
+    from hatch_khal.cli import read_options
+
+    options = read_options(ROOT)
+    if not up_to_date(ROOT, options):
+        write_outputs(ROOT, build(ROOT, options, Cache(default_directory())), options)
+
+
+_unavailable: dict[str, str] = {}
+
+
+def get_backend(kind: str):
+    """The default backend of a kind, or a pytest skip saying why this machine has none."""
+    from khal_runtime import BackendError, backend
+
+    if kind not in _unavailable:
+        try:
+            return backend(kind)
+        except BackendError as e:
+            _unavailable[kind] = str(e)
+    pytest.skip(f"no {kind} backend here: {_unavailable[kind]}")
+
+
+@pytest.fixture(params=[pytest.param(kind, marks=[] if kind == "cpu" else [getattr(pytest.mark, kind),
+                                                                              pytest.mark.gpu])
+                        for kind in BACKENDS], scope="session")
+def backend(request):
+    return get_backend(request.param)
+
+
+@pytest.fixture
+def shader_package(tmp_path, monkeypatch):
+    """Build a throwaway shader package: `shader_package({"m": source}, targets=(...))` compiles it into
+    tmp_path/<name>/_generated and returns the generated package's import name."""
+    from hatch_khal.build import Options, build, write_outputs
+    from hatch_khal.cache import Cache
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    counter = iter(range(1000))
+
+    def make(modules: dict[str, str], targets=("webgpu", "cuda", "cpu")) -> str:
+        name = f"test_shaders_{tmp_path.name.replace('-', '_')}_{next(counter)}"
+        package = tmp_path / name
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        for module, source in modules.items():
+            (package / f"{module}.py").write_text(source)
+        options = Options(packages=(name,), targets=tuple(targets))
+        write_outputs(tmp_path, build(tmp_path, options, Cache(None)), options)
+        return f"{name}._generated"
+
+    return make

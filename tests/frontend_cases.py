@@ -379,3 +379,17 @@ def k(a: MutBuf[U]):
     pass
 """, "template values cannot depend on other templates"),
 ]
+
+INVALID += [
+    ("f32 atomic on shared memory", """
+@kernel(workgroup_size=(64,))
+def k(a: MutBuf[f32]):
+    t = shared(f32, 4)
+    atomic_add(t, 0, a[0])  # <-
+""", "atomic_add is not available on f32 in shared memory"),
+    ("a kernel named like a C++ keyword", """
+@kernel(workgroup_size=(64,))
+def new(a: MutBuf[f32]):  # <-
+    pass
+""", "the kernel name 'new' is reserved in GLSL or CUDA"),
+]

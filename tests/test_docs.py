@@ -25,3 +25,18 @@ def test_documented_kernels_compile(tmp_path, doc, index, block):
 
 def test_the_language_page_has_examples():
     assert sum(1 for d, _, _ in BLOCKS if d == "docs/LANGUAGE.md") >= 5
+
+
+HOST_BLOCKS = [block for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+               if "khal.backend()" in block]
+
+
+@pytest.mark.parametrize("block", HOST_BLOCKS)
+def test_readme_host_code_runs(block, monkeypatch, capsys):
+    monkeypatch.setenv("KHAL_BACKEND", "cpu")
+    exec(compile(block, "README.md", "exec"), {})
+    assert "[1. 2. 3. 4.]" in capsys.readouterr().out
+
+
+def test_readme_has_host_code():
+    assert HOST_BLOCKS

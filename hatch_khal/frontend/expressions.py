@@ -507,10 +507,12 @@ class ExpressionLowering:
         full = self.index(node, ref, node.args[1])
         if len(full.index) != full.dims:
             raise self.error(node.args[1], f"atomic_{op} needs one index per dimension of {ref.describe()}")
-        allowed = ("i32", "u32", "f32") if op == "add" else ("i32", "u32")
+        allowed = ("i32", "u32", "f32") if op == "add" and full.space == "storage" else ("i32", "u32")
         if full.elem not in allowed:
-            raise self.error(node, f"atomic_{op} is not available on {full.elem}",
-                             hint="atomics work on i32 and u32 (and atomic_add on f32)")
+            where = " in shared memory" if full.elem == "f32" and op == "add" else ""
+            raise self.error(node, f"atomic_{op} is not available on {full.elem}{where}",
+                             hint="atomics work on i32 and u32, and atomic_add on f32 in buffers (WebGPU has no "
+                                  "f32 atomics on shared memory)")
         values = [self.value(a, full.elem) for a in node.args[2:]]
         return RValue(ir.Atomic(full.elem, op, full.space, full.name, list(full.index), values))
 

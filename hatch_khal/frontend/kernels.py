@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from .. import ir
+from ..render.names import legal_name
 from .diagnostics import KernelCompileError
 from .expressions import ExpressionLowering
 from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab
@@ -180,6 +181,9 @@ class KernelBuilder:
                                                   f"that is a multiple of {SUBGROUP_MULTIPLE}; {fn.name} has {total}",
                                hint="a partial subgroup would leave a CUDA warp incomplete")
         name = "_".join([fn.name] + [_value_name(v) for v in self.env.values()])
+        if legal_name(name) != name:
+            raise module.error(node, f"the kernel name {name!r} is reserved in GLSL or CUDA, where it names the "
+                                     "entry point", hint="rename the function")
         return ir.Kernel(
             name=name, source=module.source.display, line=node.lineno, function=fn.name,
             template={key[1]: _python_value(v) for key, v in self.env.items()},
@@ -339,8 +343,9 @@ class KernelBuilder:
             finally:
                 self.in_progress.pop()
             name = self.global_name(fn.name)
+            source = module.source.display if module is not self.fn.module else ""
             self.functions.append(ir.Function(name, lowering.params, lowering.ret, lowering.locals, body,
-                                              node.lineno))
+                                              node.lineno, source))
             self.specialised[signature] = (name, lowering.ret)
         name, ret = self.specialised[signature]
         return RValue(ir.Call(ret or "void", name, values))

@@ -27,7 +27,15 @@ def requirement(lowering, node: ast.Call) -> ir.Requirement:
     if not isinstance(cond, (ast.Compare, ast.BoolOp)) and not (
             isinstance(cond, ast.UnaryOp) and isinstance(cond.op, ast.Not)):
         raise lowering.error(cond, "require() needs a comparison, e.g. require(len(out) >= n)")
-    return ir.Requirement(ast.unparse(_rewrite(lowering, cond)), node.lineno)
+    return ir.Requirement(_text(_rewrite(lowering, cond)), node.lineno)
+
+
+def _text(node: ast.expr) -> str:
+    """Python source of the condition; `ast.unparse` would parenthesise the third operand of `a and b and c`."""
+    if isinstance(node, ast.BoolOp):
+        word = " and " if isinstance(node.op, ast.And) else " or "
+        return word.join(f"({_text(v)})" if isinstance(v, ast.BoolOp) else _text(v) for v in node.values)
+    return ast.unparse(node)
 
 
 def _rewrite(lowering, node: ast.expr) -> ast.expr:

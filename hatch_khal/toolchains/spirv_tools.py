@@ -162,3 +162,24 @@ def disassemble(spirv: bytes) -> str:
         library.spvTextDestroy(text)
         library.spvDiagnosticDestroy(diagnostic)
         library.spvContextDestroy(context)
+
+
+_OP_DECORATE, _OP_MEMBER_DECORATE, _RELAXED_PRECISION = 71, 72, 0
+
+
+def strip_relaxed_precision(spirv: bytes) -> bytes:
+    """The module without its RelaxedPrecision decorations. glslang puts them on built-ins it declares mediump
+    (gl_SubgroupInvocationID, ...); they are only a hint, and naga warns about every one when it loads the shader."""
+    words = array("I", spirv)
+    if sys.byteorder != "little":
+        words.byteswap()
+    out, i = array("I", words[:5]), 5           # the header
+    while i < len(words):
+        count, opcode = words[i] >> 16, words[i] & 0xFFFF
+        decoration = {_OP_DECORATE: 2, _OP_MEMBER_DECORATE: 3}.get(opcode)
+        if decoration is None or words[i + decoration] != _RELAXED_PRECISION:
+            out.extend(words[i:i + count])
+        i += count
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out.tobytes()

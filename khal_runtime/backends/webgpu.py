@@ -25,6 +25,9 @@ copy that ends at the end of both buffers).
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import struct
 import weakref
 from collections.abc import Callable
@@ -74,6 +77,10 @@ def _align4(n: int) -> int:
 def _import_wgpu() -> Any:
     global wgpu
     if wgpu is None:
+        # Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid" for every device they probe without one; a
+        # headless machine (CI, a container) often has none, and compute needs nothing from it.
+        if not os.path.isdir(os.environ.get("XDG_RUNTIME_DIR", "")):
+            os.environ["XDG_RUNTIME_DIR"] = tempfile.gettempdir()
         try:
             import wgpu as module
         except ImportError as e:

