@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -55,6 +56,17 @@ def is_int(t: str) -> bool:
 
 def is_float(t: str) -> bool:
     return t in FLOATS
+
+
+def round_float(v: float, t: str) -> float:
+    """`v` rounded to the float type `t` (to nearest even; overflow gives infinity)."""
+    if t == "f64" or not math.isfinite(v):
+        return v
+    fmt = "<f" if t == "f32" else "<e"
+    try:
+        return struct.unpack(fmt, struct.pack(fmt, v))[0]
+    except OverflowError:
+        return math.copysign(math.inf, v)
 
 
 def int_range(t: str) -> tuple[int, int]:

@@ -4,6 +4,7 @@ fixture runs a test on every backend this machine has, skipping the others with 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from hatch_khal.cache import Cache, default_directory
     from hatch_khal.cli import read_options
 
+    from hatch_khal.frontend import KernelCompileError
+
     options = read_options(ROOT)
     if not up_to_date(ROOT, options):
-        write_outputs(ROOT, build(ROOT, options, Cache(default_directory())), options)
+        try:
+            write_outputs(ROOT, build(ROOT, options, Cache(default_directory())), options)
+        except KernelCompileError:
+            raise
+        except Exception as e:          # no toolchains here (a GPU machine that got a build from elsewhere)
+            if not (ROOT / "shaders" / "_generated" / "manifest.json").is_file():
+                raise
+            warnings.warn(f"cannot rebuild the kernels here ({type(e).__name__}: {e}); testing the existing build")
 
 
 _unavailable: dict[str, str] = {}

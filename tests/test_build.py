@@ -155,3 +155,16 @@ def test_wheel_holds_every_artifact_manifest_and_binding(tmp_path):
         assert {binding + ".py", binding + ".pyi"} <= names
     assert {"hatch_khal/frontend/kernels.py", "khal_runtime/kernels.py", "khal_runtime/lang.py"} <= names
     assert not any("__pycache__" in n for n in names)
+
+
+def test_the_build_needs_no_numpy(project):
+    """The hook runs in pip's isolated build environment, where only the build requirements are installed."""
+    code = ("import sys; sys.modules['numpy'] = None\n"
+            "from pathlib import Path\n"
+            "from hatch_khal.build import Options, build\n"
+            "from hatch_khal.cache import Cache\n"
+            f"files = build(Path({str(project)!r}), Options(packages=('kernels',)), Cache(None))\n"
+            "print(len(files))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "9"

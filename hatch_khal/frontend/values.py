@@ -9,7 +9,6 @@ that only some contexts accept.
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -95,7 +94,7 @@ def wrap(value: Any, t: str) -> Any:
         v = int(value) if not isinstance(value, float) else _float_to_int(value, t)
         lo, hi = ir.int_range(t)
         return (v - lo) % (hi - lo + 1) + lo
-    return round_float(float(value), t)
+    return ir.round_float(float(value), t)
 
 
 def _float_to_int(v: float, t: str) -> int:
@@ -103,16 +102,6 @@ def _float_to_int(v: float, t: str) -> int:
     if math.isnan(v):
         return 0
     return max(lo, min(hi, int(v))) if math.isfinite(v) else (hi if v > 0 else lo)
-
-
-def round_float(v: float, t: str) -> float:
-    if t == "f64" or not math.isfinite(v):
-        return v
-    fmt = "<f" if t == "f32" else "<e"
-    try:
-        return struct.unpack(fmt, struct.pack(fmt, v))[0]
-    except OverflowError:
-        return math.copysign(math.inf, v)
 
 
 def fits(value: Any, t: str) -> bool:

@@ -12,12 +12,13 @@ primary expression is written `(text, precedence)`. An entry without `{` names a
 
 from __future__ import annotations
 
+import math
+
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from .. import ir
 from .names import Scope, legal_name
@@ -55,14 +56,14 @@ def lookup(table: dict, key: str, t: str) -> Any:
 def shortest_float(value: Any, t: str) -> str | None:
     """The shortest decimal text that a compiler parsing it as a double and rounding that to the nearest `t` (f32
     or f64) turns back into exactly `value` as a `t`; None for inf and NaN."""
-    np_t: Any = np.float32 if t == "f32" else np.float64
-    x = np_t(value)
-    if not np.isfinite(x):
+    x = ir.round_float(float(value), t)
+    if not math.isfinite(x):
         return None
-    text = repr(float(x)) if t == "f64" else str(x)
-    if np_t(float(text)) != x:      # a double rounding on the compiler's side would miss: print the exact value
-        text = repr(float(x))
-    return text
+    if t == "f64":
+        return repr(x)
+    # the fewest digits whose double rounds back to x as an f32 (nine always do)
+    text = next(s for s in (f"{x:.{d}g}" for d in range(1, 10)) if ir.round_float(float(s), "f32") == x)
+    return text if "." in text or "e" in text else text + ".0"
 
 
 def literal(target: Target, t: str, value: Any) -> tuple[str, int]:
@@ -76,8 +77,7 @@ def literal(target: Target, t: str, value: Any) -> tuple[str, int]:
             return f"{value + 1}{suffix} - 1{suffix}", ADD
         return f"{value}{suffix}", UNARY if value < 0 else PRIMARY
     if t == "f16":
-        with np.errstate(over="ignore"):
-            value = float(np.float16(value))
+        value = ir.round_float(float(value), "f16")
     text = shortest_float(value, target.f16_digits if t == "f16" else t)
     if text is None:
         text = target.non_finite(t, value != value)
