@@ -104,9 +104,8 @@ def stamp(root: Path, options: Options) -> str:
 def build(root: Path, options: Options, cache: Cache, progress: bool = False) -> dict[str, bytes]:
     """Every generated file of every shader package, by path relative to `root`."""
     files: dict[str, bytes] = {}
-    build_stamp = stamp(root, options)
     for package in options.packages:
-        files.update(build_package(root, package, options, cache, progress, build_stamp))
+        files.update(build_package(root, package, options, cache, progress))
     return files
 
 
@@ -114,8 +113,7 @@ def output_directory(package: str, options: Options) -> str:
     return f"{package.replace('.', '/')}/{options.output}"
 
 
-def build_package(root: Path, package: str, options: Options, cache: Cache, progress: bool,
-                  build_stamp: str) -> dict[str, bytes]:
+def build_package(root: Path, package: str, options: Options, cache: Cache, progress: bool) -> dict[str, bytes]:
     if not (root / package.replace(".", "/")).is_dir():
         raise BuildError(f"the shader package {package!r} is not a folder of {root}")
     modules = compile_package(root, package)
@@ -136,7 +134,7 @@ def build_package(root: Path, package: str, options: Options, cache: Cache, prog
             artifacts[kind] = (path, data)
             files[f"{out}/{path}"] = data
         entries.append(manifest.entry(job.module, job.kernel, artifacts))
-    files[f"{out}/manifest.json"] = manifest.render(package, build_stamp, entries)
+    files[f"{out}/manifest.json"] = manifest.render(package, entries)
     for module, kernels in modules.items():
         source = kernels[0].source
         py, pyi = bindings.render_module(generated, module, source, kernels)
@@ -219,9 +217,12 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="khal: compiling kernels", unit="artifact", leave=False)
 
 
+STAMP = ".khal-stamp"     # in each output folder: the stamp of the build that wrote it (not in the lock or wheel)
+
+
 def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list[str]:
-    """Write the generated files under `root`, removing stale ones from the output folders; returns the paths
-    written (unchanged files are left alone, so their modification times stay)."""
+    """Write the generated files under `root`, removing stale ones from the output folders, and stamp each folder
+    with the build's inputs; returns the paths written (unchanged files are left alone, with their times)."""
     written = []
     for path, data in files.items():
         target = root / path
@@ -229,6 +230,7 @@ def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             written.append(path)
+    current = stamp(root, options)
     for package in options.packages:
         out = root / output_directory(package, options)
         if out.is_dir():
@@ -238,23 +240,25 @@ def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list
                     existing.unlink()
                 elif existing.is_dir() and existing.name != "__pycache__" and not any(existing.iterdir()):
                     existing.rmdir()
+            (out / STAMP).write_text(current + "\n")
     return written
 
 
 def up_to_date(root: Path, options: Options) -> bool:
-    """Whether the output folders already hold the build of the current sources (the no-op fast path)."""
+    """Whether the output folders hold the build of the current inputs (the no-op fast path): each has the current
+    stamp, and every artifact its manifest lists is there."""
     import json
     current = stamp(root, options)
     for package in options.packages:
-        path = root / output_directory(package, options) / "manifest.json"
+        out = root / output_directory(package, options)
         try:
-            doc = json.loads(path.read_text())
+            if (out / STAMP).read_text().strip() != current:
+                return False
+            doc = json.loads((out / "manifest.json").read_text())
         except (OSError, ValueError):
-            return False
-        if doc.get("stamp") != current:
             return False
         for entry in doc["kernels"].values():
             for artifact in entry["artifacts"].values():
-                if not (path.parent / artifact["path"]).is_file():
+                if not (out / artifact["path"]).is_file():
                     return False
     return True

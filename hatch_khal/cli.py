@@ -23,7 +23,7 @@ from pathlib import Path
 from .build import BuildError, Options, build, output_directory, toolchain_versions, up_to_date, write_outputs
 from .cache import Cache, default_directory
 from .frontend import KernelCompileError
-from .lock import LOCK_NAME, differences, read_lock, render_lock
+from .lock import LOCK_NAME, differences, read_lock, render_lock, sha256
 
 try:
     import tomllib
@@ -53,14 +53,18 @@ def read_options(root: Path) -> Options:
                      'add one, e.g.\n\n[tool.hatch.build.targets.wheel.hooks.khal]\npackages = ["shaders"]')
 
 
+def show_progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
 def cmd_build(root: Path, options: Options, args) -> int:
     start = time.perf_counter()
     lock_path = root / LOCK_NAME
-    if not args.force and lock_path.is_file() and up_to_date(root, options):
+    if not args.force and up_to_date(root, options) and lock_matches_disk(root, lock_path):
         print(f"khal: up to date ({time.perf_counter() - start:.2f} s)")
         return 0
     cache = Cache(None if args.no_cache else default_directory())
-    files = build(root, options, cache, progress=not args.quiet)
+    files = build(root, options, cache, progress=show_progress(args))
     written = write_outputs(root, files, options)
     lock = render_lock(files, toolchain_versions(options), options.locked())
     if not lock_path.is_file() or lock_path.read_text() != lock:
@@ -72,6 +76,15 @@ def cmd_build(root: Path, options: Options, args) -> int:
     return 0
 
 
+def lock_matches_disk(root: Path, lock_path: Path) -> bool:
+    """Whether every file of the lock is on disk with the hash the lock gives (a stale lock is rewritten)."""
+    try:
+        locked = read_lock(lock_path)["files"]
+        return all(sha256((root / path).read_bytes()) == digest for path, digest in locked.items())
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def cmd_check(root: Path, options: Options, args) -> int:
     lock_path = root / LOCK_NAME
     if not lock_path.is_file():
@@ -79,7 +92,7 @@ def cmd_check(root: Path, options: Options, args) -> int:
         return 1
     start = time.perf_counter()
     cache = Cache(None if args.no_cache else default_directory())
-    files = build(root, options, cache, progress=not args.quiet)
+    files = build(root, options, cache, progress=show_progress(args))
     found = differences(read_lock(lock_path), files, toolchain_versions(options), options.locked())
     if not found:
         print(f"khal check: {len(files)} generated files match {LOCK_NAME} "
@@ -89,7 +102,8 @@ def cmd_check(root: Path, options: Options, args) -> int:
     for path, data in files.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_bytes(data)
-    print(f"khal check: the rebuild differs from {LOCK_NAME} in {len(found)} places "
+    print(f"khal check: the rebuild differs from {LOCK_NAME} in {len(found)} "
+          f"place{'s' if len(found) > 1 else ''} "
           f"(rebuild kept in {folder}):", file=sys.stderr)
     for line in found:
         print(f"  {line}", file=sys.stderr)
@@ -107,7 +121,7 @@ def _manifests(root: Path, options: Options) -> list[tuple[Path, dict]]:
 
 def cmd_inspect(root: Path, options: Options, args) -> int:
     if not up_to_date(root, options):
-        files = build(root, options, Cache(default_directory()), progress=not args.quiet)
+        files = build(root, options, Cache(default_directory()), progress=show_progress(args))
         write_outputs(root, files, options)
     matches = []
     for folder, doc in _manifests(root, options):

@@ -85,7 +85,7 @@ def entry(module: str, kernel: ir.Kernel, artifacts: dict[str, tuple[str, bytes]
     }
 
 
-def render(package: str, stamp: str, entries: list[dict]) -> bytes:
-    doc = {"khal_manifest": MANIFEST_VERSION, "package": package, "stamp": stamp,
+def render(package: str, entries: list[dict]) -> bytes:
+    doc = {"khal_manifest": MANIFEST_VERSION, "package": package,
            "kernels": {e["id"]: e for e in entries}}
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()

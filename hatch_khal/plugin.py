@@ -16,12 +16,13 @@ wheel, every generated file is added to the wheel explicitly (it is git-ignored,
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.plugin import hookimpl
 
-from .build import Options, build, output_directory, up_to_date, write_outputs
+from .build import STAMP, Options, build, output_directory, up_to_date, write_outputs
 from .cache import Cache, default_directory
 
 
@@ -36,7 +37,7 @@ class KhalBuildHook(BuildHookInterface):
         if up_to_date(root, options):
             files = _existing(root, options)
         else:
-            files = build(root, options, Cache(default_directory()), progress=True)
+            files = build(root, options, Cache(default_directory()), progress=sys.stderr.isatty())
             write_outputs(root, files, options)
         if version != "editable":
             for path in sorted(files):
@@ -48,7 +49,7 @@ def _existing(root: Path, options: Options) -> list[str]:
     for package in options.packages:
         folder = root / output_directory(package, options)
         out += [p.relative_to(root).as_posix() for p in folder.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts]
+                if p.is_file() and "__pycache__" not in p.parts and p.name != STAMP]
     return out
 
 

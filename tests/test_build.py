@@ -80,6 +80,18 @@ def test_build_check_inspect_clean(project, capsys):
     assert not out.exists()
 
 
+def test_build_rewrites_a_stale_lock(project, capsys):
+    assert khal(project, "build") == 0
+    lock = project / "khal.lock"
+    fresh = lock.read_text()
+    lock.write_text(fresh.replace('"kernels/_generated/kernels/scale.scale.spv": "', '"kernels/_generated/kernels/'
+                                                                                    'scale.scale.spv": "0'))
+    capsys.readouterr()
+    assert khal(project, "build") == 0
+    assert "up to date" not in capsys.readouterr().out
+    assert lock.read_text() == fresh
+
+
 def test_check_lists_what_changed(project, capsys):
     assert khal(project, "build") == 0
     source = project / "kernels" / "scale.py"

@@ -146,9 +146,20 @@ def device():
 
 def compiled(k: ir.Kernel, suffix: str) -> Path | None:
     """$KHAL_TEST_ARTIFACTS/<name><suffix>: SPIR-V and PTX compiled elsewhere, for a GPU host without the
-    toolchain wheels; None where the variable is not set."""
+    toolchain wheels; None where the variable is not set, or where $KHAL_TEST_ARTIFACTS_WRITE asks to fill the
+    folder (on a machine with the toolchains) instead of reading it."""
     folder = os.environ.get("KHAL_TEST_ARTIFACTS")
-    return Path(folder) / f"{k.name}{suffix}" if folder else None
+    if not folder or os.environ.get("KHAL_TEST_ARTIFACTS_WRITE"):
+        return None
+    return Path(folder) / f"{k.name}{suffix}"
+
+
+def saved(k: ir.Kernel, suffix: str, data: bytes) -> bytes:
+    if os.environ.get("KHAL_TEST_ARTIFACTS_WRITE"):
+        folder = Path(os.environ["KHAL_TEST_ARTIFACTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{k.name}{suffix}").write_bytes(data)
+    return data
 
 
 def spirv(k: ir.Kernel) -> bytes:
@@ -157,7 +168,7 @@ def spirv(k: ir.Kernel) -> bytes:
     from hatch_khal.toolchains import glslang, spirv_tools
     code = glslang.compile_glsl(render_glsl(k))
     spirv_tools.validate(code)
-    return code
+    return saved(k, ".spv", code)
 
 
 def pipeline(k: ir.Kernel):
@@ -217,7 +228,7 @@ def cuda_ptx(k: ir.Kernel) -> str:
     if path := compiled(k, ".ptx"):
         return path.read_text()
     from hatch_khal.toolchains import nvrtc
-    return nvrtc.compile_cuda(render_cuda(k), name=k.name, arch="compute_75")
+    return saved(k, ".ptx", nvrtc.compile_cuda(render_cuda(k), name=k.name, arch="compute_75").encode()).decode()
 
 
 @functools.cache
@@ -245,9 +256,10 @@ def check_cuda(lib: ctypes.CDLL, result: int) -> None:
 def run_cuda(k: ir.Kernel, arrays: dict[str, np.ndarray], grid: tuple[int, int, int],
              scalars: dict | None = None) -> dict[str, np.ndarray]:
     """Launch the PTX of `k` with its arguments packed by `abi.cuda_params`, and read every buffer back."""
+    ptx = cuda_ptx(k)               # compiled (and saved, when asked) also where no driver runs it
     lib = cuda_driver()
     module, fn = ctypes.c_void_p(), ctypes.c_void_p()
-    check_cuda(lib, lib.cuModuleLoadData(ctypes.byref(module), cuda_ptx(k).encode()))
+    check_cuda(lib, lib.cuModuleLoadData(ctypes.byref(module), ptx.encode()))
     check_cuda(lib, lib.cuModuleGetFunction(ctypes.byref(fn), module, k.name.encode()))
     values, host, pointers = dict(scalars or {}), {}, []
     for b in k.buffers:
