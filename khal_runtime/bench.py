@@ -149,6 +149,7 @@ def bench_cuda(big: int) -> None:
     kernel = AddAssign(backend)
     function, stream = kernel.function.function, backend.stream
     function.prepare("PIPI")
+    block = kernel.workgroup_size
     a, b = (backend.init_buffer(np.ones(64, np.float32)) for _ in range(2))
     pa, pb = a.handle.pointer, b.handle.pointer
 
@@ -166,7 +167,7 @@ def bench_cuda(big: int) -> None:
     def raw_loop(n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
-            function.prepared_async_call((1, 1, 1), (64, 1, 1), stream, pa, 64, pb, 64)
+            function.prepared_async_call((1, 1, 1), block, stream, pa, 64, pb, 64)
         elapsed = time.perf_counter() - start
         stream.synchronize()
         return elapsed
@@ -181,7 +182,7 @@ def bench_cuda(big: int) -> None:
     x = np.random.default_rng(0).random(big, dtype=np.float32)
     a, b = backend.init_buffer(x), backend.init_buffer(x)
     pa, pb = a.handle.pointer, b.handle.pointer
-    repeats, grid = 50, ((big + 63) // 64, 1, 1)
+    repeats, grid = 50, (-(-big // block[0]), 1, 1)
 
     def khal_add() -> None:
         encoder = backend.begin_encoding()
@@ -192,13 +193,21 @@ def bench_cuda(big: int) -> None:
 
     def raw_add() -> None:
         for _ in range(repeats):
-            function.prepared_async_call(grid, (64, 1, 1), stream, pa, big, pb, big)
+            function.prepared_async_call(grid, block, stream, pa, big, pb, big)
+        stream.synchronize()
+
+    def copy() -> None:
+        for _ in range(repeats):
+            backend.cuda.memcpy_dtod_async(pa, pb, 4 * big, stream)
         stream.synchronize()
 
     moved = 3 * 4 * big * repeats
-    ours, raw = seconds(khal_add), seconds(raw_add)
+    ours, raw, copied = seconds(khal_add), seconds(raw_add), seconds(copy)
     row(backend.device_name, f"{big // 2**20}M-element f32 add bandwidth", f"{moved / ours / 1e9:.0f} GB/s",
         f"{moved / raw / 1e9:.0f} GB/s", raw / ours, ">= 0.95x")
+    row(backend.device_name, f"{big // 2**20}M add vs a device copy (read+write)", f"{moved / ours / 1e9:.0f} GB/s",
+        f"{2 * 4 * big * repeats / copied / 1e9:.0f} GB/s", (moved / ours) / (2 * 4 * big * repeats / copied),
+        "(report)")
     try:
         import torch
         if torch.cuda.is_available():

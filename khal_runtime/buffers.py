@@ -60,11 +60,13 @@ def element_type(dtype: Any) -> type:
 class ReadOnlyBuffer(Generic[T]):
     """A buffer of `len(buf)` elements of type T on one backend, which kernels may only read."""
 
-    __slots__ = ("backend", "dtype", "length", "usage", "handle")
+    __slots__ = ("backend", "dtype", "length", "usage", "handle", "bindable")
     writable = False
 
     def __init__(self, backend: "Backend", dtype: type, length: int, usage: BufferUsage, handle: Any):
         self.backend, self.dtype, self.length, self.usage, self.handle = backend, dtype, length, usage, handle
+        # whether a kernel can bind it; kept as a plain bool because flag arithmetic is slow on the dispatch path
+        self.bindable = bool(usage & BufferUsage.STORAGE) and length > 0
 
     def __len__(self) -> int:
         return self.length

@@ -30,7 +30,6 @@ from .buffers import BufferUsage, ReadOnlyBuffer
 from .lang import SCALAR_TYPES
 
 MAX_WORKGROUPS = (2**31 - 1, 65535, 65535)       # what the runtime accepts; backends may fold or refuse more
-STORAGE = int(BufferUsage.STORAGE)
 
 
 class KernelArgumentError(TypeError):
@@ -183,27 +182,27 @@ class Kernel:
         self._structs = {position[name]: [f for f, _ in info["structs"][t]] for name, t in types.items()
                          if t in info["structs"]}
         self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
+        self._arity = len(self.params)
 
     def call(self, pass_: Pass, grid: Grid, *args: Any, **kwargs: Any) -> None:
         """Dispatch the kernel over `grid` (threads, `workgroups(...)` or `indirect(...)`) in `pass_`."""
         backend = self.backend
         if getattr(pass_, "backend", None) is not backend or pass_.ended:
             self._pass_error(pass_)
-        if kwargs or len(args) != len(self.params):
+        if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
         handles = []
         for i, dtype, writable in self._buffers:
             buf = args[i]
             try:
-                if buf.backend is backend and buf.dtype is dtype and buf.length and buf.usage & STORAGE and (
-                        buf.writable or not writable):
+                if buf.backend is backend and buf.dtype is dtype and buf.bindable and (buf.writable or not writable):
                     handles.append(buf.handle)
                     continue
             except AttributeError:
                 pass
             self._buffer_error(i, buf, dtype, writable)
-        scalars = tuple([check(args[i]) for i, check in self._scalars])
-        if self.REQUIRES:
+        scalars = tuple([check(args[i]) for i, check in self._scalars]) if self._scalars else ()
+        if self.REQUIRES and (self._structs or type(self).unmet(*args) >= 0):
             self._check_requirements(args)
         if type(grid) is int and 0 <= grid <= self._max_threads_x:
             wx = self.workgroup_size[0]
@@ -254,7 +253,7 @@ class Kernel:
         if writable and not buf.writable:
             raise KernelArgumentError(f"{self.name}: the kernel writes argument {name!r}, but a read-only buffer "
                                       f"was given")
-        if not buf.usage & STORAGE:
+        if not buf.usage & BufferUsage.STORAGE:
             raise KernelArgumentError(f"{self.name}: argument {name!r} lacks the usage flag STORAGE; create it "
                                       "with usage=... | BufferUsage.STORAGE")
         raise KernelArgumentError(f"{self.name}: argument {name!r} is an empty buffer; a dispatch needs at least "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -163,12 +164,23 @@ def saved(k: ir.Kernel, suffix: str, data: bytes) -> bytes:
 
 
 def spirv(k: ir.Kernel) -> bytes:
-    if path := compiled(k, ".spv"):
-        return path.read_bytes()
+    return glsl_to_spirv(render_glsl(k))
+
+
+def glsl_to_spirv(source: str) -> bytes:
+    """Validated SPIR-V of a GLSL source: from $KHAL_TEST_ARTIFACTS (keyed by the source's hash) on a host
+    without toolchains, else compiled here (and saved there when $KHAL_TEST_ARTIFACTS_WRITE is set)."""
+    name = hashlib.sha256(source.encode()).hexdigest()[:24] + ".spv"
+    folder = os.environ.get("KHAL_TEST_ARTIFACTS")
+    if folder and not os.environ.get("KHAL_TEST_ARTIFACTS_WRITE"):
+        return (Path(folder) / name).read_bytes()
     from hatch_khal.toolchains import glslang, spirv_tools
-    code = glslang.compile_glsl(render_glsl(k))
+    code = glslang.compile_glsl(source)
     spirv_tools.validate(code)
-    return saved(k, ".spv", code)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / name).write_bytes(code)
+    return code
 
 
 def pipeline(k: ir.Kernel):

@@ -147,14 +147,14 @@ HAND_WRITTEN = [AXPY, PARAMS, WIDE_PARAMS, PROBE]
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory, backend):
     """Binding classes of the hand-written kernels, from a temporary package built the way `khal build` would."""
-    from hatch_khal.toolchains.glslang import compile_glsl
+    from test_render_kit import glsl_to_spirv
     root = tmp_path_factory.mktemp("webgpu_kernels")
     package = "khal_webgpu_test_kernels"
     (root / package).mkdir()
     (root / package / "__init__.py").write_text("")
     entries = {}
     for source, info in HAND_WRITTEN:
-        spirv = compile_glsl(source)
+        spirv = glsl_to_spirv(source)
         path = f"{info['function']}.spv"
         (root / package / path).write_bytes(spirv)
         entries[info["id"]] = {**info, "artifacts": {"spirv": {"path": path, "sha256": hashlib.sha256(spirv).hexdigest(),
