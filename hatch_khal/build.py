@@ -196,13 +196,15 @@ def compile_all(jobs: list[Job], options: Options, cache: Cache, progress: bool)
 
 
 def _compile_one(job: Job, kind: str, options: Options) -> bytes:
-    from .toolchains import ToolchainError, glslang, nvrtc, spirv_tools
+    from .toolchains import ToolchainError, ToolchainMissing, glslang, nvrtc, spirv_tools
     try:
         if kind == "spirv":
             spirv = spirv_tools.strip_relaxed_precision(glslang.compile_glsl(job.sources["glsl"]))
             spirv_tools.validate(spirv)
             return spirv_tools.optimize(spirv) if options.optimize else spirv
         return nvrtc.compile_cuda(job.sources["cuda"], name=job.kernel.name, arch=options.cuda_arch).encode()
+    except ToolchainMissing as e:
+        raise BuildError(f"cannot compile kernel {job.kernel.name} to {kind}: {e.summary}") from None
     except ToolchainError as e:
         k = job.kernel
         raise BuildError(f"internal compiler error: the {kind} toolchain rejected the code generated for kernel "

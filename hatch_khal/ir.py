@@ -3,7 +3,7 @@
 One kernel instance is one `Kernel`. Its body and its helper `Function`s are lists of statements; statements
 nest (`If`, `For`, `While`) instead of forming a graph of basic blocks, so the IR maps one-to-one onto GLSL and
 CUDA and onto masked lockstep interpretation. Every expression carries its type. `docs/IR.md` is the
-specification; `khal_runtime.backends.cpu` is its executable reference.
+specification; `khal_runtime.interpreter` is its executable reference.
 
 Types are strings: a scalar (`"f32"`), an array (`"f32[16][17]"`, shared and private memory only) or the name of
 a struct declared in `Kernel.structs`.
@@ -106,8 +106,8 @@ class Field:
 
 @dataclass
 class Builtin:
-    """`global_id`, `local_id`, `workgroup_id`, `num_workgroups`, `workgroup_size` (with `dim` 0..2),
-    `local_index`, `subgroup_size`, `subgroup_invocation_id`, `subgroup_id`, `num_subgroups` (`dim` 0)."""
+    """`global_id`, `local_id`, `workgroup_id`, `num_workgroups` (with `dim` 0..2), `local_index`,
+    `subgroup_size`, `subgroup_invocation_id`, `subgroup_id`, `num_subgroups` (`dim` 0)."""
     type: str
     name: str
     dim: int = 0

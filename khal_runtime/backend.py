@@ -119,8 +119,9 @@ class Backend(ABC):
                                 f".astype(np.{np.dtype(t.numpy)})")
             data = np.asarray(data, dtype=t.numpy)
         array = np.ascontiguousarray(data).reshape(-1)
-        return Buffer(self, element_type(array.dtype), array.size, BufferUsage(usage),
-                      self._create(array.nbytes, usage, array))
+        t = element_type(array.dtype)
+        self._check_layout(t, array.size, BufferUsage(usage))
+        return Buffer(self, t, array.size, BufferUsage(usage), self._create(array.nbytes, usage, array))
 
     def uninit_buffer(self, dtype: type[T], length: int, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[T]:
         """A new buffer of `length` elements of `dtype` (f32, np.float32, ...), filled with zeros."""
@@ -128,6 +129,7 @@ class Backend(ABC):
         if not isinstance(length, (int, np.integer)) or length < 0:
             raise ValueError(f"a buffer length must be a non-negative integer, not {length!r}")
         nbytes = int(length) * np.dtype(t.numpy).itemsize
+        self._check_layout(t, int(length), BufferUsage(usage))
         return Buffer(self, t, int(length), BufferUsage(usage), self._create(nbytes, usage, None))
 
     def write_buffer(self, buffer: Buffer, data: Any, offset: int = 0) -> None:
@@ -182,6 +184,9 @@ class Backend(ABC):
                              f"{source.length} to offset {target_offset} of {target.length} is out of bounds")
         self.require_usage(source, BufferUsage.COPY_SRC, "copy_buffer_to_buffer")
         self.require_usage(target, BufferUsage.COPY_DST, "copy_buffer_to_buffer")
+
+    def _check_layout(self, dtype: type, length: int, usage: BufferUsage) -> None:
+        """Refuse a buffer this backend cannot give kernels exactly (a hook; the default accepts all)."""
 
     # --- what each backend implements -----------------------------------------------------------------------
 

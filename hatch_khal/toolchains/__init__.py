@@ -50,6 +50,10 @@ class ToolchainError(Exception):
         return "\n".join(out)
 
 
+class ToolchainMissing(ToolchainError):
+    """A toolchain is not installed (or its distribution lacks a file): an installation problem, not a bug."""
+
+
 def installed_file(distribution: str, path: str) -> Path:
     """The file `path` (relative to site-packages) of an installed distribution, or a ToolchainError naming it."""
     import importlib.metadata  # here, not at the top: it costs an import of 40 ms
@@ -57,10 +61,10 @@ def installed_file(distribution: str, path: str) -> Path:
     try:
         found = Path(str(importlib.metadata.distribution(distribution).locate_file(path)))
     except importlib.metadata.PackageNotFoundError:
-        raise ToolchainError(distribution, f"the {distribution} distribution is not installed "
-                                           "(khal's toolchains come with `pip install khal[build]`)") from None
+        raise ToolchainMissing(distribution, f"the {distribution} distribution is not installed "
+                                             "(khal's toolchains come with `pip install 'khal[build]'`)") from None
     if not found.exists():
-        raise ToolchainError(distribution, f"{found} is missing from the installed {distribution} distribution")
+        raise ToolchainMissing(distribution, f"{found} is missing from the installed {distribution} distribution")
     return found
 
 

@@ -452,6 +452,12 @@ class WebGpuBackend(Backend):
 
     # --- buffers ----------------------------------------------------------------------------------------------
 
+    def _check_layout(self, dtype: type, length: int, usage: BufferUsage) -> None:
+        if dtype.ir == "f16" and length % 2 and usage & BufferUsage.STORAGE:
+            raise BackendError(f"an f16 storage buffer on WebGPU needs an even length, not {length}: WebGPU binds "
+                               f"whole 4-byte words, so a kernel would see len() = {length + 1}; pad it to "
+                               f"{length + 1} elements")
+
     def _create(self, nbytes: int, usage: BufferUsage, data: np.ndarray | None) -> Any:
         size = max(_align4(nbytes), 4)
         if size > self.limits["max-buffer-size"]:
