@@ -39,7 +39,7 @@ class Options:
     jobs: int = 0                       # 0: one per CPU
 
     @classmethod
-    def from_config(cls, config: dict, where: str) -> "Options":
+    def from_config(cls, config: dict, where: str) -> Options:
         """Options from a hook's configuration table; `where` names that table in messages."""
         kwargs = {}
         types = {"packages": list, "targets": list, "cuda-arch": str, "optimize": bool, "output": str, "jobs": int}

@@ -80,7 +80,7 @@ def int_range(t: str) -> tuple[int, int]:
 @dataclass
 class Const:
     type: str
-    value: Union[bool, int, float]
+    value: bool | int | float
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Param:
 @dataclass
 class Field:
     type: str
-    value: "Expr"
+    value: Expr
     field: str
 
 
@@ -118,7 +118,7 @@ class Unary:
     """`neg` (numbers), `not` (bool), `bit_not` (integers)."""
     type: str
     op: str
-    a: "Expr"
+    a: Expr
 
 
 @dataclass
@@ -128,31 +128,31 @@ class Binary:
     except for shifts, whose amount is any integer type."""
     type: str
     op: str
-    a: "Expr"
-    b: "Expr"
+    a: Expr
+    b: Expr
 
 
 @dataclass
 class Select:
     """`a if cond else b`; only the chosen operand is evaluated."""
     type: str
-    cond: "Expr"
-    a: "Expr"
-    b: "Expr"
+    cond: Expr
+    a: Expr
+    b: Expr
 
 
 @dataclass
 class Cast:
     """Numeric conversion to `type` (see docs/IR.md for the rules)."""
     type: str
-    value: "Expr"
+    value: Expr
 
 
 @dataclass
 class Bitcast:
     """Reinterpret the bits of a value as another type of the same size."""
     type: str
-    value: "Expr"
+    value: Expr
 
 
 @dataclass
@@ -160,7 +160,7 @@ class Call:
     """A call of a helper `Function` of the same kernel."""
     type: str
     func: str
-    args: list["Expr"]
+    args: list[Expr]
 
 
 @dataclass
@@ -168,7 +168,7 @@ class Intrinsic:
     """A named operation of the vocabulary: math, bit operations, packing, subgroup operations."""
     type: str
     name: str
-    args: list["Expr"]
+    args: list[Expr]
 
 
 @dataclass
@@ -177,7 +177,7 @@ class Load:
     type: str
     space: str
     name: str
-    index: list["Expr"]
+    index: list[Expr]
 
 
 @dataclass
@@ -195,8 +195,8 @@ class Atomic:
     op: str
     space: str
     name: str
-    index: list["Expr"]
-    args: list["Expr"]
+    index: list[Expr]
+    args: list[Expr]
 
 
 Expr = Union[Const, Var, Param, Field, Builtin, Unary, Binary, Select, Cast, Bitcast, Call, Intrinsic, Load, Len,
@@ -227,8 +227,8 @@ class Store:
 @dataclass
 class If:
     cond: Expr
-    then: list["Stmt"]
-    orelse: list["Stmt"]
+    then: list[Stmt]
+    orelse: list[Stmt]
     loc: Loc = (0, 0)
 
 
@@ -240,14 +240,14 @@ class For:
     start: Expr
     stop: Expr
     step: Expr
-    body: list["Stmt"]
+    body: list[Stmt]
     loc: Loc = (0, 0)
 
 
 @dataclass
 class While:
     cond: Expr
-    body: list["Stmt"]
+    body: list[Stmt]
     loc: Loc = (0, 0)
 
 

@@ -18,8 +18,17 @@
 from .backend import Backend, BackendError, Encoder, Pass, ReadFuture
 from .backends import available, backend
 from .buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer
-from .kernels import (ArtifactError, Grid, Indirect, Kernel, KernelArgumentError, Shader, Workgroups, indirect,
-                      workgroups)
+from .kernels import (
+                      ArtifactError,
+                      Grid,
+                      Indirect,
+                      Kernel,
+                      KernelArgumentError,
+                      Shader,
+                      Workgroups,
+                      indirect,
+                      workgroups,
+)
 
 __all__ = [
     "Backend", "BackendError", "Encoder", "Pass", "ReadFuture", "available", "backend", "DEFAULT_USAGE", "Buffer",

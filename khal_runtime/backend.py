@@ -16,7 +16,8 @@ generated kernel bindings dispatch; with `timestamps=True`, its `elapsed` second
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class KernelFunction(ABC):
 class Pass(ABC):
     """A compute pass. Use it as a context manager; kernels dispatch into it."""
 
-    def __init__(self, encoder: "Encoder", label: str, timestamps: bool):
+    def __init__(self, encoder: Encoder, label: str, timestamps: bool):
         self.encoder, self.backend, self.label, self.timestamps = encoder, encoder.backend, label, timestamps
         self.ended = False
 
@@ -53,7 +54,7 @@ class Pass(ABC):
     def end(self) -> None:
         self.ended = True
 
-    def __enter__(self) -> "Pass":
+    def __enter__(self) -> Pass:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -64,7 +65,7 @@ class Pass(ABC):
 class Encoder(ABC):
     """Records passes and copies until `backend.submit(encoder)`."""
 
-    def __init__(self, backend: "Backend"):
+    def __init__(self, backend: Backend):
         self.backend = backend
         self.passes: list[Pass] = []
         self.submitted = False

@@ -15,7 +15,7 @@ import argparse
 import struct
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -224,7 +224,7 @@ def bench_cuda(big: int) -> None:
         pass
 
 
-# --- CPU interpreter ---------------------------------------------------------------------------------------------------
+# --- CPU interpreter -------------------------------------------------------------------------------------------------
 
 def bench_cpu(big: int) -> None:
     from shaders._generated.examples.add_assign import AddAssign

@@ -63,7 +63,7 @@ class ReadOnlyBuffer(Generic[T]):
     __slots__ = ("backend", "dtype", "length", "usage", "handle", "bindable")
     writable = False
 
-    def __init__(self, backend: "Backend", dtype: type, length: int, usage: BufferUsage, handle: Any):
+    def __init__(self, backend: Backend, dtype: type, length: int, usage: BufferUsage, handle: Any):
         self.backend, self.dtype, self.length, self.usage, self.handle = backend, dtype, length, usage, handle
         # whether a kernel can bind it; kept as a plain bool because flag arithmetic is slow on the dispatch path
         self.bindable = bool(usage & BufferUsage.STORAGE) and length > 0

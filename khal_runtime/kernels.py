@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import struct
 from dataclasses import dataclass
 from importlib import resources
 from types import SimpleNamespace
@@ -68,7 +67,7 @@ def indirect(buffer: ReadOnlyBuffer, offset: int = 0) -> Indirect:
 
 # --- manifests and artifacts -------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def manifest(package: str) -> dict:
     """The manifest of a generated package ("shaders._generated")."""
     try:

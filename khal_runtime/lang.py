@@ -18,7 +18,8 @@ See docs/LANGUAGE.md for the whole language.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, NamedTuple, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -234,8 +235,9 @@ def subgroup_all(x: bool) -> bool: raise _outside("subgroup_all")
 
 __all__ = [
     "i32", "u32", "i64", "u64", "f16", "f32", "f64", "Buf", "MutBuf", "Array", "shared", "array", "kernel",
-    "struct", "template", "static_range", "require", "bitcast", "global_id", "local_id", "workgroup_id", "num_workgroups",
-    "workgroup_size", "local_index", "subgroup_size", "subgroup_invocation_id", "subgroup_id", "num_subgroups",
+    "struct", "template", "static_range", "require", "bitcast", "global_id", "local_id", "workgroup_id",
+    "num_workgroups", "workgroup_size", "local_index", "subgroup_size", "subgroup_invocation_id", "subgroup_id",
+    "num_subgroups",
     "barrier", "storage_barrier", "sqrt", "rsqrt", "exp", "exp2", "log", "log2", "sin", "cos", "tan", "tanh",
     "floor", "ceil", "trunc", "fma", "clamp", "isnan", "isinf", "count_ones", "leading_zeros", "trailing_zeros",
     "extract_bits", "insert_bits", "half_to_f32", "f32_to_half", "unpack_half2x16", "pack_half2x16",

@@ -8,8 +8,9 @@ grid. The project's tests run every case on every backend; `python -m khal_runti
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

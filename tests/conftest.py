@@ -18,10 +18,9 @@ BACKENDS = ("cpu", "webgpu", "cuda")
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Tests import the generated bindings: rebuild them if a kernel changed since the last build."""
-    from hatch_khal.build import up_to_date, write_outputs, build
+    from hatch_khal.build import build, up_to_date, write_outputs
     from hatch_khal.cache import Cache, default_directory
     from hatch_khal.cli import read_options
-
     from hatch_khal.frontend import KernelCompileError
 
     options = read_options(ROOT)
@@ -33,7 +32,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except Exception as e:          # no toolchains here (a GPU machine that got a build from elsewhere)
             if not (ROOT / "shaders" / "_generated" / "manifest.json").is_file():
                 raise
-            warnings.warn(f"cannot rebuild the kernels here ({type(e).__name__}: {e}); testing the existing build")
+            warnings.warn(f"cannot rebuild the kernels here ({type(e).__name__}: {e}); testing the existing build",
+                          stacklevel=1)
 
 
 _unavailable: dict[str, str] = {}

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from registry import REGISTRY
 
 from khal_runtime import testing
 from khal_runtime.kernels import manifest
-from registry import REGISTRY
 
 
 @pytest.mark.parametrize("case", REGISTRY, ids=[c.id for c in REGISTRY])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from frontend_cases import INVALID, PRELUDE
 
 import khal_runtime.lang as lang
-from frontend_cases import INVALID, PRELUDE
 from hatch_khal import ir
 from hatch_khal.frontend import KernelCompileError, compile_package
 from hatch_khal.frontend.vocabulary import LANG_NAMES

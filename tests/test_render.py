@@ -8,13 +8,31 @@ import re
 import struct
 
 import pytest
-
 import test_render_kernels as kernels
 import test_render_kit as kit
+from test_render_kit import (
+    RO,
+    RW,
+    assign,
+    bstore,
+    buf,
+    call,
+    do,
+    for_,
+    function,
+    gid,
+    if_,
+    kernel,
+    land,
+    length,
+    param,
+    ret,
+    select,
+    var,
+)
+
 from hatch_khal import abi, ir
 from hatch_khal.render import common, cuda, glsl, names, render_cuda, render_glsl
-from test_render_kit import (RO, RW, assign, bstore, buf, call, do, for_, function, gid, if_, kernel, land, length,
-                             lor, param, ret, select, var)
 
 CATALOGUE = kernels.catalogue()
 
@@ -127,7 +145,7 @@ def test_parentheses_follow_precedence_and_clarity():
         "(x[0u] + x[1u]) * x[2u]": (a + b) * c, "x[0u] - (x[1u] - x[2u])": a - (b - c),
         "x[0u] - x[1u] - x[2u]": a - b - c, "u[0u] << (u[1u] & 31u)": p << q,
         "(u[0u] & u[1u]) == u[2u]": (p & q).eq(r), "(u[0u] >> 8u) & 255u": (p >> 8) & 255,
-        "-(-x[0u])": -(-a), "(x[0u] < x[1u] && x[1u] < x[2u]) || x[0u] == 0": lor(land(a < b, b < c), a.eq(0)),
+        "-(-x[0u])": -(-a),  # noqa: B002 "(x[0u] < x[1u] && x[1u] < x[2u]) || x[0u] == 0": lor(land(a < b, b < c), a.eq(0)),
         "(x[0u] < x[1u] && x[1u] < x[2u]) ? x[0u] : x[1u]": select(land(a < b, b < c), a, b),
         "x[0u] * x[1u] + x[2u]": a * b + c, "-x[0u] * x[1u]": -a * b, "-(x[0u] * x[1u])": -(a * b),
     }

@@ -3,12 +3,40 @@ of test_render_kit.py; together they use every statement, intrinsic, builtin, me
 
 from __future__ import annotations
 
+from test_render_kit import (
+    BREAK,
+    CONTINUE,
+    RO,
+    RW,
+    assign,
+    atomic,
+    barrier,
+    bstore,
+    buf,
+    builtin,
+    call,
+    const,
+    do,
+    for_,
+    function,
+    gid,
+    if_,
+    intr,
+    kernel,
+    land,
+    length,
+    lid,
+    load,
+    param,
+    ret,
+    select,
+    store,
+    var,
+    while_,
+)
+
 from hatch_khal import ir
 from hatch_khal.render import render_cuda, render_glsl
-from test_render_kit import (BREAK, CONTINUE, RO, RW, assign, atomic, barrier, bstore, buf, builtin, call, const, do,
-                             for_, function, gid, if_, intr, kernel, land, length, lid, load, param, ret, select,
-                             store, var, while_)
-
 
 
 def add_assign() -> ir.Kernel:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import test_render_kernels as kernels
 import test_render_kit as kit
+
 from hatch_khal import ir
 
 rng = np.random.default_rng(7)

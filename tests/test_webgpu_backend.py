@@ -83,7 +83,8 @@ def kernel_source(name, body, buffers, scalars=(), structs=None, workgroup=(64, 
         f"{{ {GLSL_TYPES[elem]} {bname}[]; }};" for i, (bname, elem, access) in enumerate(buffers))
     struct_decls = "\n".join(f"struct {s} {{ " + " ".join(f"{GLSL_TYPES[t]} {f};" for f, t in fs) + " };"
                              for s, fs in structs.items())
-    params = "\n".join(f"    layout(offset = {e['offset']}) {e['type'] if e['kind'] == 'struct' else GLSL_TYPES[e['type']]} "
+    params = "\n".join(f"    layout(offset = {e['offset']}) "
+                       f"{e['type'] if e['kind'] == 'struct' else GLSL_TYPES[e['type']]} "
                        f"{e['name']};" for e in fields[1:])
     source = HEADER.format(x=workgroup[0], y=workgroup[1], buffers=buffer_decls, structs=struct_decls,
                            params=params) + "void main() {\n    khal_prologue();\n" + body + "\n}\n"
@@ -93,7 +94,8 @@ def kernel_source(name, body, buffers, scalars=(), structs=None, workgroup=(64, 
     features |= {"i64" for t in types if t in ("i64", "u64")}
     features |= {"f16" for t in types if t == "f16"}
     info = {
-        "id": f"webgpu_tests.{name}", "module": "webgpu_tests", "function": name, "class": name, "entry": {"spirv": "main"},
+        "id": f"webgpu_tests.{name}", "module": "webgpu_tests", "function": name, "class": name,
+        "entry": {"spirv": "main"},
         "source": "tests/test_webgpu_backend.py", "line": 1, "template": {},
         "params": [b[0] for b in buffers] + [n for n, _ in scalars], "requires": [],
         "workgroup_size": [workgroup[0], workgroup[1], 1],
@@ -157,7 +159,8 @@ def kernels(tmp_path_factory, backend):
         spirv = glsl_to_spirv(source)
         path = f"{info['function']}.spv"
         (root / package / path).write_bytes(spirv)
-        entries[info["id"]] = {**info, "artifacts": {"spirv": {"path": path, "sha256": hashlib.sha256(spirv).hexdigest(),
+        digest = hashlib.sha256(spirv).hexdigest()
+        entries[info["id"]] = {**info, "artifacts": {"spirv": {"path": path, "sha256": digest,
                                                                "bytes": len(spirv)}}}
     (root / package / "manifest.json").write_text(json.dumps({"khal_manifest": 1, "package": package,
                                                               "kernels": entries}))

@@ -11,10 +11,36 @@ from typing import TYPE_CHECKING, Any
 
 from .. import ir
 from .package import Constant, Foreign, Function, ModuleRef, Struct, Template, Vocab
-from .values import (BuiltinVec, Comptime, MemRef, Multi, RValue, TypeName, Value, const, describe, fits,
-                     fold_binary, fold_compare, is_number, typeof, wrap)
-from .vocabulary import (ALLOWED_WORDS, ATOMICS, F64_INTRINSICS, INTRINSICS, LANG_MODULE, PYTHON_BUILTINS,
-                         REFUSED_BUILTINS, SCALAR_BUILTINS, SCALAR_TYPES, VECTOR_BUILTINS, type_allowed)
+from .values import (
+    BuiltinVec,
+    Comptime,
+    MemRef,
+    Multi,
+    RValue,
+    TypeName,
+    Value,
+    const,
+    describe,
+    fits,
+    fold_binary,
+    fold_compare,
+    is_number,
+    typeof,
+    wrap,
+)
+from .vocabulary import (
+    ALLOWED_WORDS,
+    ATOMICS,
+    F64_INTRINSICS,
+    INTRINSICS,
+    LANG_MODULE,
+    PYTHON_BUILTINS,
+    REFUSED_BUILTINS,
+    SCALAR_BUILTINS,
+    SCALAR_TYPES,
+    VECTOR_BUILTINS,
+    type_allowed,
+)
 
 if TYPE_CHECKING:
     from .kernels import KernelBuilder
@@ -37,10 +63,10 @@ PURE = (ir.Const, ir.Var, ir.Param, ir.Builtin, ir.Len)
 class ExpressionLowering:
     """Lowers expressions in the scope of one function (or of a module, for constants)."""
 
-    builder: "KernelBuilder"
-    module: "ShaderModule"
+    builder: KernelBuilder
+    module: ShaderModule
 
-    def __init__(self, builder: "KernelBuilder", module: "ShaderModule"):
+    def __init__(self, builder: KernelBuilder, module: ShaderModule):
         self.builder, self.module = builder, module
 
     def error(self, node, message, hint=None):
@@ -52,7 +78,7 @@ class ExpressionLowering:
         """Resolve a name that is not local to the function (subclasses look at locals first)."""
         return self.global_value(node, node.id)
 
-    def global_value(self, node: ast.AST, name: str, module: "ShaderModule | None" = None) -> Value:
+    def global_value(self, node: ast.AST, name: str, module: ShaderModule | None = None) -> Value:
         module = module or self.module
         found = module.lookup(name)
         if isinstance(found, Template):
@@ -305,7 +331,7 @@ class ExpressionLowering:
         self.require_number(node, b)
         ea, eb, t = self.unify(node, op, a, b)
         if t == "bool" and op not in ("eq", "ne"):
-            raise self.error(node, f"bools can only be compared with == and !=")
+            raise self.error(node, "bools can only be compared with == and !=")
         return RValue(ir.Binary("bool", op, ea, eb))
 
     def expr_IfExp(self, node: ast.IfExp) -> Value:
@@ -357,7 +383,7 @@ class ExpressionLowering:
             e = self.as_expr(v, None, item)
             if e.type not in ("i32", "u32"):
                 raise self.error(item, f"an index must be i32 or u32, found {e.type}",
-                                 hint=f"convert it: u32(...)")
+                                 hint="convert it: u32(...)")
             index.append(e)
         return MemRef(ref.space, ref.name, ref.elem, ref.shape, ref.access, tuple(index), ref.label)
 

@@ -17,7 +17,7 @@ from .vocabulary import LANG_MODULE, LANG_NAMES
 
 @dataclass
 class Template:
-    module: "ShaderModule"
+    module: ShaderModule
     name: str
     node: ast.Call
 
@@ -28,21 +28,21 @@ class Template:
 
 @dataclass
 class Constant:
-    module: "ShaderModule"
+    module: ShaderModule
     name: str
     node: ast.expr
 
 
 @dataclass
 class Struct:
-    module: "ShaderModule"
+    module: ShaderModule
     name: str
     node: ast.ClassDef
 
 
 @dataclass
 class Function:
-    module: "ShaderModule"
+    module: ShaderModule
     name: str
     node: ast.FunctionDef
     kernel: ast.Call | None = None      # the @kernel(...) decorator call when this is a kernel
@@ -68,7 +68,7 @@ class Foreign:
 
 @dataclass
 class ShaderModule:
-    package: "ShaderPackage"
+    package: ShaderPackage
     name: str                           # dotted, relative to the package: "examples.add_assign"
     source: Source
     names: dict[str, object] = field(default_factory=dict)

@@ -43,7 +43,7 @@ _REFUSED = {
 class FunctionLowering(ExpressionLowering):
     """Lowers the body of one kernel entry or one specialisation of a helper function."""
 
-    def __init__(self, builder: "KernelBuilder", module: "ShaderModule", node: ast.FunctionDef,
+    def __init__(self, builder: KernelBuilder, module: ShaderModule, node: ast.FunctionDef,
                  bindings: dict[str, Value], params: dict[str, str], ret: str | None, is_kernel: bool):
         super().__init__(builder, module)
         self.node, self.is_kernel, self.ret = node, is_kernel, ret

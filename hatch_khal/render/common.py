@@ -12,13 +12,12 @@ primary expression is written `(text, precedence)`. An entry without `{` names a
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
+from typing import Any
 
 from .. import ir
 from .names import Scope, legal_name
@@ -96,7 +95,7 @@ class Target:
     suffix: dict[str, str]                             # literal suffixes
     f16_digits: str                                    # f16 literals: printed exactly ("f64") or as f32 values
     non_finite: Callable[[str, bool], str]             # (type, NaN rather than inf) -> an expression of that value
-    cast: Callable[[str, str, "Printer", ir.Expr], tuple[str, int]]   # (to, from, printer, value)
+    cast: Callable[[str, str, Printer, ir.Expr], tuple[str, int]]   # (to, from, printer, value)
     bitcasts: dict[tuple[str, str], Any]               # (from, to) -> template
     binary: dict[Any, Any]                             # op, or (op, type or class) -> template or operator
     rewrites: dict[Any, Callable[[ir.Binary], ir.Expr]]   # like `binary`: an equivalent expression to print instead
@@ -108,9 +107,9 @@ class Target:
     load: dict[str, str]                               # element type -> template that reads memory of that type
     store: dict[str, str]                              # element type -> template that converts a value to store
     f16_round: str | None                              # template rounding a value to f16 (where f16 lives in f32)
-    zero_array: Callable[["Printer", str, str, str], list[str]]   # (printer, type, name, indent) -> lines
-    zero_struct: Callable[["Printer", str], str]
-    struct_param: Callable[["Printer", str, str], str] | None   # (printer, name, struct): a struct parameter's value
+    zero_array: Callable[[Printer, str, str, str], list[str]]   # (printer, type, name, indent) -> lines
+    zero_struct: Callable[[Printer, str], str]
+    struct_param: Callable[[Printer, str, str], str] | None   # (printer, name, struct): a struct parameter's value
     pass_globals: bool                                 # helpers get the buffers and parameters they use as arguments
     snippets: Sequence[tuple[str, str, tuple[str, ...] | None]]   # (helper, text with {T}, IR types it serves)
     barrier: dict[str, str]

@@ -32,7 +32,8 @@ def cast(to: str, frm: str, p: Printer, value: ir.Expr) -> tuple[str, int]:
 
 def builtin(kernel: ir.Kernel, name: str, dim: int) -> tuple[str, int]:
     table = {"global_id": f"khal_global_id.{XYZ[dim]}", "workgroup_id": f"khal_workgroup_id.{XYZ[dim]}",
-             "num_workgroups": f"(khal_grid.w == 0u ? gl_NumWorkGroups.{XYZ[dim]} : khal_grid.{XYZ[dim]})", "local_id": f"gl_LocalInvocationID.{XYZ[dim]}",
+             "num_workgroups": f"(khal_grid.w == 0u ? gl_NumWorkGroups.{XYZ[dim]} : khal_grid.{XYZ[dim]})",
+             "local_id": f"gl_LocalInvocationID.{XYZ[dim]}",
              "workgroup_size": f"{kernel.workgroup_size[dim]}u", "local_index": "gl_LocalInvocationIndex",
              "subgroup_size": "gl_SubgroupSize", "subgroup_invocation_id": "gl_SubgroupInvocationID",
              "subgroup_id": "gl_SubgroupID", "num_subgroups": "gl_NumSubgroups"}

@@ -4,7 +4,8 @@ the IR. Work is recorded into the encoder and runs at `submit`, in order, like o
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f3
 
 
 class CpuPass(Pass):
-    def __init__(self, encoder: "CpuEncoder", label: str, timestamps: bool):
+    def __init__(self, encoder: CpuEncoder, label: str, timestamps: bool):
         super().__init__(encoder, label, timestamps)
         self.seconds: float | None = None
         self.ops: list[Callable[[], None]] = []
@@ -38,7 +39,7 @@ class CpuPass(Pass):
 
 
 class CpuEncoder(Encoder):
-    def __init__(self, backend: "CpuBackend"):
+    def __init__(self, backend: CpuBackend):
         super().__init__(backend)
         self.ops: list[Callable[[], None]] = []
 
@@ -57,7 +58,7 @@ class CpuEncoder(Encoder):
 
 
 class CpuKernel(KernelFunction):
-    def __init__(self, kernel: ir.Kernel, info: dict, backend: "CpuBackend"):
+    def __init__(self, kernel: ir.Kernel, info: dict, backend: CpuBackend):
         self.kernel, self.backend = kernel, backend
         self.dtypes = [np.dtype(ir.NUMPY[b.elem]) for b in kernel.buffers]
         self.structs = [kernel.structs.get(s.type) for s in kernel.scalars]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import atexit
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class CudaMemory:
 
 
 class CudaPass(Pass):
-    def __init__(self, encoder: "CudaEncoder", label: str, timestamps: bool):
+    def __init__(self, encoder: CudaEncoder, label: str, timestamps: bool):
         super().__init__(encoder, label, timestamps)
         backend = encoder.backend
         self.events = None
@@ -66,7 +67,7 @@ class CudaEncoder(Encoder):
 
 
 class CudaKernel(KernelFunction):
-    def __init__(self, backend: "CudaBackend", info: dict, ptx: bytes):
+    def __init__(self, backend: CudaBackend, info: dict, ptx: bytes):
         self.backend, self.name = backend, info["id"]
         try:
             self.module = backend.cuda.module_from_buffer(ptx + b"\0")

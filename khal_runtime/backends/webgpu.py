@@ -26,9 +26,8 @@ copy that ends at the end of both buffers).
 from __future__ import annotations
 
 import os
-import tempfile
-
 import struct
+import tempfile
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +107,8 @@ def choose_adapter(prefer: str | None = None) -> Any:
         raise BackendError(f"wgpu-py could not enumerate adapters: {type(e).__name__}: {e}") from None
     good = [a for a in adapters if a.info.get("backend_type") in GOOD_BACKENDS]
     if prefer:
-        good = [a for a in good if prefer.lower() in _adapter_summary(a).lower() + a.info.get("description", "").lower()]
+        wanted = prefer.lower()
+        good = [a for a in good if wanted in (_adapter_summary(a) + a.info.get("description", "")).lower()]
     good = [a for a in good if "immediates" in a.features] or good
     if not good:
         found = ", ".join(_adapter_summary(a) for a in adapters) or "none"

@@ -1,6 +1,6 @@
 """Sum of a buffer: each workgroup reduces its slice in shared memory, then one atomic per workgroup."""
 
-from khal_runtime.lang import Buf, MutBuf, barrier, atomic_add, global_id, kernel, local_id, shared, u32
+from khal_runtime.lang import Buf, MutBuf, atomic_add, barrier, global_id, kernel, local_id, shared, u32
 
 WORKGROUP = 256
 
