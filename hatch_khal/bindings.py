@@ -64,6 +64,15 @@ def _struct_classes(structs: dict[str, list[tuple[str, str]]]) -> list[str]:
     return out
 
 
+def _families(kernels: list[ir.Kernel]) -> dict[str, list[str]]:
+    """The class names of each template kernel's instances, by function."""
+    out: dict[str, list[str]] = {}
+    for k in kernels:
+        if k.template:
+            out.setdefault(k.function, []).append(class_name(k))
+    return out
+
+
 def render_module(package: str, module: str, source: str, kernels: list[ir.Kernel]) -> tuple[str, str]:
     """(module text, stub text) for the kernels of one shader module. `package` is the generated package."""
     structs = _structs(kernels)
@@ -78,7 +87,11 @@ def render_module(package: str, module: str, source: str, kernels: list[ir.Kerne
         if k.template:
             py.append(f"    TEMPLATE = {k.template!r}")
         py += _requirements(k)
-    names = list(structs) + [class_name(k) for k in kernels]
+    families = _families(kernels)
+    for function, members in families.items():
+        py += ["", "", f"# every instance of the template kernel {function}; pick one by its TEMPLATE values",
+               f"{function.upper()} = ({', '.join(members)},)"]
+    names = list(structs) + [class_name(k) for k in kernels] + [f.upper() for f in families]
     py += ["", "", f"__all__ = {names!r}", ""]
 
     elems = sorted({b.elem for k in kernels for b in k.buffers})
@@ -95,6 +108,10 @@ def render_module(package: str, module: str, source: str, kernels: list[ir.Kerne
         params = ["self", "pass_: Pass", "grid: Grid"] + _stub_params(k)
         pyi += ["", "", f"class {class_name(k)}(Kernel):", f'    """{_docstring(k)}"""', "",
                 f"    def call({', '.join(params)}) -> None: ..."]
+    if families:
+        pyi.append("")
+    for function in families:
+        pyi += ["", f"{function.upper()}: tuple[type[Kernel], ...]"]
     pyi += ["", "", f"__all__ = {names!r}", ""]
     return "\n".join(py), "\n".join(pyi)
 

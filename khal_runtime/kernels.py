@@ -133,8 +133,13 @@ def _scalar_check(kernel: str, name: str, t: str):
 
 def _struct_check(kernel: str, name: str, struct_name: str, fields: list):
     checks = [(f, _scalar_check(kernel, f"{name}.{f}", t)) for f, t in fields]
+    all_u32 = all(t == "u32" for _, t in fields)
 
     def check_struct(v: Any) -> list:
+        # fast path: a tuple (the generated NamedTuple) of plain ints in range, for all-u32 structs
+        if all_u32 and isinstance(v, tuple) and len(v) == len(checks) and all(type(x) is int for x in v) and (
+                min(v) >= 0 and max(v) <= 0xFFFFFFFF):
+            return list(v)
         if isinstance(v, dict):
             missing = [f for f, _ in checks if f not in v]
             extra = sorted(set(v) - {f for f, _ in checks})

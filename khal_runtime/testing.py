@@ -1,8 +1,8 @@
 """Differential testing of kernels: run a kernel on a backend and compare what it wrote with a numpy reference.
 
 A `Case` names a kernel (its binding class), generates named arguments for a size (numpy arrays become buffers,
-anything else is passed as it is), computes the expected contents of the buffers the kernel writes, and gives the
-grid. The project's tests run every case on every backend; `python -m khal_runtime.demo` runs the examples' cases.
+anything else is passed as it is; names starting with `_` are the case's own notes, not arguments), computes the
+expected contents of the buffers the kernel writes, and gives the grid. The project's tests run every case on every backend; `python -m khal_runtime.demo` runs the examples' cases.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def kernel_on(cls: type, backend: Backend) -> Any:
 
 def run(case: Case, backend: Backend, args: Args) -> dict[str, np.ndarray]:
     """Dispatch the case's kernel once with `args`; the contents of every buffer afterwards."""
+    args = {name: value for name, value in args.items() if not name.startswith("_")}
     buffers = {name: backend.init_buffer(value) for name, value in args.items() if isinstance(value, np.ndarray)}
     encoder = backend.begin_encoding()
     with encoder.begin_pass(case.id) as pass_:

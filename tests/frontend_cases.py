@@ -393,3 +393,21 @@ def new(a: MutBuf[f32]):  # <-
     pass
 """, "the kernel name 'new' is reserved in GLSL or CUDA"),
 ]
+
+INVALID += [
+    ("tuples as the branches of a conditional", """
+@kernel(workgroup_size=(64,))
+def k(a: MutBuf[f32]):
+    x = (a[0], a[1]) if a[0] > 0.0 else (a[1], a[0])  # <-
+""", "2 values is not a number"),
+    ("a huge compile-time power", """
+@kernel(workgroup_size=(64,))
+def k(a: MutBuf[u32]):
+    a[0] = 2 ** 100000  # <-
+""", "** 100000 in a compile-time expression is too large"),
+    ("a built-in as a value", """
+@kernel(workgroup_size=(64,))
+def k(a: MutBuf[f32]):
+    x = shared  # <-
+""", "a local cannot hold the built-in shared"),
+]

@@ -3,5 +3,7 @@ a numpy reference, the grid). `tests/test_differential.py` runs them all on ever
 every kernel of the manifest has a case here."""
 
 from shaders.examples.cases import CASES as EXAMPLES
+from shaders.vortx.cases_elementwise import CASES as VORTX_ELEMENTWISE
+from shaders.vortx.cases_reduce import CASES as VORTX_REDUCE
 
-REGISTRY = [*EXAMPLES]
+REGISTRY = [*EXAMPLES, *VORTX_ELEMENTWISE, *VORTX_REDUCE]

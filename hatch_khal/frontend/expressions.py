@@ -224,10 +224,18 @@ class ExpressionLowering:
         if op.startswith("bit_") or op in ("shl", "shr"):
             if any(isinstance(x.value, float) for x in (a, b)):
                 raise self.error(node, f"{SYMBOL[op]} needs integer operands")
+        if op in ("pow", "shl") and t is None and abs(b.value) > 256:
+            raise self.error(node, f"{SYMBOL[op]} {b.value} in a compile-time expression is too large")
+        if op in ("shl", "shr") and t is None and b.value < 0:
+            raise self.error(node, f"a negative shift ({SYMBOL[op]} {b.value}) of an untyped literal",
+                             hint="give the literal a type, e.g. u32(1) << n, whose shifts wrap at its width")
         try:
-            return Comptime(fold_binary(op, a.value, b.value, t), t)
+            result = fold_binary(op, a.value, b.value, t)
         except ZeroDivisionError:
             raise self.error(node, "division by zero in a compile-time expression") from None
+        if is_number(result) and not isinstance(result, float) and abs(result) >= 1 << 128:
+            raise self.error(node, "a compile-time integer past 128 bits")
+        return Comptime(result, t)
 
     def unify(self, node, op: str, a: Value, b: Value) -> tuple[ir.Expr, ir.Expr, str]:
         ta, tb = typeof(a), typeof(b)
@@ -341,7 +349,10 @@ class ExpressionLowering:
         c = self.as_expr(cond, None, node.test)
         if c.type != "bool":
             raise self.error(node.test, f"the condition must be a bool, found {c.type}", hint="compare: x != 0")
-        ea, eb, t = self.unify(node, "select", self.expr(node.body), self.expr(node.orelse))
+        choices = [self.expr(node.body), self.expr(node.orelse)]
+        for choice, choice_node in zip(choices, (node.body, node.orelse)):
+            self.require_number(choice_node, choice)
+        ea, eb, t = self.unify(node, "select", *choices)
         return RValue(ir.Select(t, c, ea, eb))
 
     # --- memory ---------------------------------------------------------------------------------------------

@@ -159,4 +159,6 @@ def describe(value: Value) -> str:
         return f"the vector {value.name}()"
     if isinstance(value, Multi):
         return f"{len(value.values)} values"
-    return type(value).__name__
+    kind = {"Vocab": "the built-in", "Function": "the function", "Struct": "the struct", "ModuleRef": "the module"}
+    name = getattr(value, "name", "")
+    return f"{kind.get(type(value).__name__, type(value).__name__)} {name}".rstrip()

@@ -1,0 +1,1 @@
+"""vortx's kernels: elementwise operations over strided views, reductions and matrix products."""

@@ -1,0 +1,124 @@
+"""A vortx device: one khal backend, the kernels loaded on it, the pass that operations record into, and a pool
+of buffers.
+
+Operations do not run when they are called: each records a dispatch into the device's current pass, and the
+recording is submitted when a result is read (`Tensor.numpy()`), when data is uploaded, when `synchronize()` is
+called, or every `BATCH` dispatches. On every backend work runs in recording order, so a buffer that a dropped
+tensor gave back to the pool can be handed to the next operation at once: whatever read it was recorded before.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import khal_runtime as khal
+from khal_runtime.buffers import element_type
+
+BATCH = 256                     # dispatches per submission while nothing forces one earlier
+POOLED_BYTES = 1 << 30          # free buffers kept for reuse, at most
+GRANULE = 64                    # pooled buffers hold a multiple of this many elements
+
+
+class Device:
+    """Use `vortx.device("cuda" | "webgpu" | "cpu" | "auto")` for the shared device of a backend."""
+
+    def __init__(self, backend: khal.Backend):
+        self.backend = backend
+        self.kernels: dict[type, khal.Kernel] = {}
+        self.encoder: khal.Encoder | None = None
+        self.pass_: khal.Pass | None = None
+        self.recorded = 0
+        self.free: dict[tuple[str, int], list[khal.Buffer]] = {}
+        self.free_bytes = 0
+
+    def __repr__(self) -> str:
+        return f"<vortx device on {self.backend.name}: {self.backend.device_name}>"
+
+    # --- work -----------------------------------------------------------------------------------------------------
+
+    def kernel(self, cls: type) -> khal.Kernel:
+        if cls not in self.kernels:
+            self.kernels[cls] = cls(self.backend)
+        return self.kernels[cls]
+
+    def dispatch(self, cls: type, grid: Any, *args: Any) -> None:
+        """Record one dispatch of the kernel class `cls` into the current pass."""
+        if self.pass_ is None:
+            self.encoder = self.backend.begin_encoding()
+            self.pass_ = self.encoder.begin_pass("vortx")
+        kernel = self.kernels.get(cls) or self.kernel(cls)
+        kernel.call(self.pass_, grid, *args)
+        self.recorded += 1
+        if self.recorded >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Submit what was recorded (the device runs it while Python goes on)."""
+        if self.encoder is not None:
+            self.pass_.end()
+            self.backend.submit(self.encoder)
+            self.encoder = self.pass_ = None
+            self.recorded = 0
+
+    def synchronize(self) -> None:
+        """Submit what was recorded and wait for the device to finish it."""
+        self.flush()
+        self.backend.synchronize()
+
+    # --- memory ---------------------------------------------------------------------------------------------------
+
+    def buffer(self, dtype: type, length: int) -> khal.Buffer:
+        """A buffer of at least `length` elements (from the pool when one is free); its contents are undefined."""
+        capacity = max(GRANULE, -(-length // GRANULE) * GRANULE)
+        free = self.free.get((dtype.ir, capacity))
+        if free:
+            buf = free.pop()
+            self.free_bytes -= buf.nbytes
+            return buf
+        return self.backend.uninit_buffer(dtype, capacity)
+
+    def release(self, buf: khal.Buffer) -> None:
+        if self.free_bytes + buf.nbytes <= POOLED_BYTES:
+            self.free.setdefault((buf.dtype.ir, len(buf)), []).append(buf)
+            self.free_bytes += buf.nbytes
+
+    def upload(self, array: np.ndarray, buf: khal.Buffer) -> None:
+        # a host write is not recorded in order with the pending dispatches: submit them first
+        self.flush()
+        buf.write(array)
+
+    def download(self, buf: khal.Buffer) -> np.ndarray:
+        self.flush()
+        return buf.read()
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A new contiguous tensor whose contents are undefined."""
+        from .tensor import Tensor
+        t = element_type(dtype)
+        return Tensor(Storage(self, self.buffer(t, math.prod(shape))), tuple(shape), t)
+
+
+class Storage:
+    """A buffer shared by a tensor and its views; it goes back to the device's pool when the last one is gone."""
+
+    __slots__ = ("device", "buffer")
+
+    def __init__(self, device: Device, buffer: khal.Buffer):
+        self.device, self.buffer = device, buffer
+
+    def __del__(self) -> None:
+        self.device.release(self.buffer)
+
+
+_devices: dict[str, Device] = {}
+
+
+def device(kind: str = "auto") -> Device:
+    """The shared device of a backend kind ("auto": CUDA, else WebGPU, else the CPU; KHAL_BACKEND overrides)."""
+    backend = khal.backend(kind)
+    if backend.name not in _devices:
+        _devices[backend.name] = Device(backend)
+    return _devices[backend.name]

@@ -1,0 +1,227 @@
+"""Componentwise operations: broadcasting, the strided layout of a dispatch, and the choice of kernel instance.
+
+Every elementwise kernel (shaders/vortx/elementwise.py) takes the output's shape with an offset and strides for
+each tensor, so one dispatch handles views, broadcasting (stride 0) and in-place updates of views. When every
+tensor is contiguous and of the output's shape, `dense` lets the kernel skip the index arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from khal_runtime.lang import f16, f32, i32, u32
+from shaders._generated.vortx.elementwise import (
+    BINARY,
+    BINARY_FLOAT,
+    BINARY_FLOAT_SCALAR,
+    BINARY_SCALAR,
+    CONVERT,
+    FILL,
+    UNARY_FLOAT,
+    UNARY_INT,
+    UPDATE,
+    UPDATE_FLOAT,
+    UPDATE_FLOAT_SCALAR,
+    UPDATE_SCALAR,
+    Strided,
+)
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+MAX_RANK = 4
+ARITH = ("add", "sub", "mul", "max", "min")      # f32, i32 and u32
+FLOAT_OPS = ("div", "pow")                       # f32 only
+FLOAT_UNARY = ("copy", "neg", "abs", "inv", "exp", "log", "sqrt", "silu", "gelu", "relu")
+INT_UNARY = ("copy", "neg", "abs")
+NUMERIC = (f32, i32, u32)                        # types with arithmetic; f16 is for storage
+
+
+def _index(family: tuple) -> dict[tuple, type]:
+    return {tuple(sorted(cls.TEMPLATE.items())): cls for cls in family}
+
+
+_FAMILIES: dict[int, dict[tuple, type]] = {}
+
+
+def pick(family: tuple, **template: str) -> type:
+    """The instance of a template kernel with these template values."""
+    index = _FAMILIES.get(id(family))
+    if index is None:
+        index = _FAMILIES[id(family)] = _index(family)
+    return index[tuple(sorted(template.items()))]
+
+
+class ShapeError(ValueError):
+    """Shapes that an operation cannot combine; the message names the operation and the shapes."""
+
+
+# --- shapes ----------------------------------------------------------------------------------------------------------
+
+def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy's rule: align on the right; each dimension is equal, or 1."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for d in range(-rank, 0):
+        sizes = {s[d] for s in shapes if len(s) >= -d} - {1}
+        if len(sizes) > 1:
+            raise ShapeError(f"vortx.{op}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def broadcast_strides(t: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """`t`'s strides viewed with the (larger) `shape`: stride 0 along broadcast dimensions."""
+    lead = len(shape) - t.ndim
+    return tuple(0 if d < lead or t.shape[d - lead] == 1 and shape[d] != 1 else t.strides[d - lead]
+                 for d in range(len(shape)))
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def check_rank(op: str, shape: tuple[int, ...]) -> None:
+    if len(shape) > MAX_RANK:
+        raise ShapeError(f"vortx.{op}: rank {len(shape)} (shape {shape}); vortx tensors have at most {MAX_RANK} "
+                         "dimensions (NCHW)")
+
+
+# --- dispatches --------------------------------------------------------------------------------------------------------
+
+def layout(out: Tensor, a: Tensor | None = None, b: Tensor | None = None) -> tuple[Strided, bool]:
+    """The `Strided` layout of a dispatch over `out`'s shape, and whether it is dense."""
+    shape = out.shape
+    pad = MAX_RANK - len(shape)
+    fields = list((1,) * pad + shape)
+    dense = out.offset == 0 and out.is_contiguous()
+    for t in (out, a, b):
+        if t is None:
+            fields += [0] * 5
+            continue
+        strides = broadcast_strides(t, shape) if t is not out else t.strides
+        fields += [t.offset, *((0,) * pad + strides)]
+        dense = dense and t.offset == 0 and t.shape == shape and t.is_contiguous()
+    return Strided(*fields), dense
+
+
+def numeric(op: str, *tensors: Tensor, types: tuple = NUMERIC) -> type:
+    """The common element type of the operands, checked against what the operation supports."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        if t.dtype is not dtype:
+            raise TypeError(f"vortx.{op}: the tensors hold {dtype.ir} and {t.dtype.ir}; convert one with .to(...)")
+    if dtype not in types:
+        hint = "; f16 tensors are for storage: convert with .to(vortx.f32)" if dtype is f16 else ""
+        raise TypeError(f"vortx.{op}: not available for {dtype.ir} tensors (only "
+                        f"{', '.join(t.ir for t in types)}){hint}")
+    return dtype
+
+
+def scalar_value(op: str, value: Any, dtype: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"vortx.{op}: expected a tensor or a number, not {type(value).__name__}")
+    if dtype is f32:
+        return float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise TypeError(f"vortx.{op}: the float {value} with an {dtype.ir} tensor; convert the tensor with "
+                        ".to(vortx.f32)")
+    lo, hi = (-2**31, 2**31 - 1) if dtype is i32 else (0, 2**32 - 1)
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"vortx.{op}: {value} does not fit in {dtype.ir}")
+    return int(value)
+
+
+def dispatch(family: tuple, out: Tensor, *args: Any, a: Tensor | None = None, b: Tensor | None = None,
+             **template: str) -> Tensor:
+    """Run one elementwise kernel over `out` (nothing to do for an empty tensor)."""
+    n = out.size
+    if n:
+        lay, dense = layout(out, a, b)
+        tensors = [t.buffer for t in (a, b) if t is not None]
+        out.device.dispatch(pick(family, **template), n, out.buffer, *tensors, *args, lay, n, dense)
+    return out
+
+
+def binary(op: str, a: Tensor, b: Any, reverse: bool = False) -> Tensor:
+    """`a op b` (`b op a` when `reverse`) for a tensor `a` and a tensor or number `b`, in a new tensor."""
+    from .tensor import Tensor
+    if isinstance(b, Tensor):
+        if reverse:
+            a, b = b, a
+        dtype = numeric(op, a, b, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+        same_device(op, a, b)
+        out = a.device.empty(broadcast_shapes(op, a.shape, b.shape), dtype)
+        return dispatch(BINARY_FLOAT if op in FLOAT_OPS else BINARY, out, a=a, b=b, **_op(op, dtype))
+    dtype = numeric(op, a, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+    s = scalar_value(op, b, dtype)
+    out = a.device.empty(a.shape, dtype)
+    if out.size:
+        lay, dense = layout(out, a)
+        cls = pick(BINARY_FLOAT_SCALAR if op in FLOAT_OPS else BINARY_SCALAR, **_op(op, dtype))
+        out.device.dispatch(cls, out.size, out.buffer, a.buffer, s, lay, out.size, dense, reverse)
+    return out
+
+
+def update(op: str, x: Tensor, b: Any) -> Tensor:
+    """`x op= b` in place (x may be a view)."""
+    from .tensor import Tensor
+    name = f"{op}_"
+    if isinstance(b, Tensor):
+        dtype = numeric(name, x, b, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+        same_device(name, x, b)
+        if broadcast_shapes(name, x.shape, b.shape) != x.shape:
+            raise ShapeError(f"vortx.{name}: a tensor of shape {x.shape} cannot be updated in place with one of "
+                             f"shape {b.shape}")
+        if b.storage is x.storage:
+            b = b.copy()                    # the kernel cannot read the buffer it writes through another binding
+        return dispatch(UPDATE_FLOAT if op in FLOAT_OPS else UPDATE, x, b=b, **_op(op, dtype))
+    dtype = numeric(name, x, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+    family = UPDATE_FLOAT_SCALAR if op in FLOAT_OPS else UPDATE_SCALAR
+    return dispatch(family, x, scalar_value(name, b, dtype), **_op(op, dtype))
+
+
+def _op(op: str, dtype: type) -> dict[str, str]:
+    """The template values of an operation's kernel: the f32-only families are over FLOAT_OP alone, the others
+    over ARITH and the element type T."""
+    return {"FLOAT_OP": op} if op in FLOAT_OPS else {"ARITH": op, "T": dtype.ir}
+
+
+def unary(op: str, a: Tensor) -> Tensor:
+    if a.dtype is f32:
+        if op not in FLOAT_UNARY:
+            raise ValueError(f"vortx: unknown operation {op!r}")
+        return dispatch(UNARY_FLOAT, a.device.empty(a.shape, f32), a=a, UNARY=op)
+    if op not in INT_UNARY:
+        numeric(op, a, types=(f32,))
+    dtype = numeric(op, a, types=(i32, u32))
+    return dispatch(UNARY_INT, a.device.empty(a.shape, dtype), a=a, I=dtype.ir, INT_UNARY=op)
+
+
+def convert(a: Tensor, dtype: type, out: Tensor | None = None) -> Tensor:
+    """`a` converted to `dtype` (a copy when the type is the same), into `out` (a view of `a`'s shape, or of a
+    shape `a` broadcasts to) or a new contiguous tensor."""
+    out = out if out is not None else a.device.empty(a.shape, dtype)
+    return dispatch(CONVERT, out, a=a, SRC=a.dtype.ir, DST=dtype.ir)
+
+
+def fill(x: Tensor, value: Any) -> Tensor:
+    if x.dtype is f16:                      # no f16 arithmetic kernels: fill an f32 tensor and convert it
+        return convert(fill(x.device.empty(x.shape, f32), value), f16, out=x)
+    dtype = numeric("fill", x)
+    return dispatch(FILL, x, scalar_value("fill", value, dtype), T=dtype.ir)
+
+
+def same_device(op: str, *tensors: Tensor) -> None:
+    if any(t.device is not tensors[0].device for t in tensors):
+        raise ValueError(f"vortx.{op}: the tensors are on different devices "
+                         f"({', '.join(t.device.backend.name for t in tensors)})")
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
