@@ -22,7 +22,7 @@ from khal_runtime.buffers import element_type
 from khal_runtime.lang import f16, f32, i32, u32
 
 from . import ops
-from .device import Device, Storage, device
+from .device import Device, device
 from .ops import ShapeError
 from .tensor import Tensor
 
@@ -86,5 +86,3 @@ def _shape(shape: Any) -> tuple[int, ...]:
         raise ShapeError(f"vortx: {shape!r} is not a shape")
     return tuple(int(d) for d in dims)
 
-
-del Storage, Any

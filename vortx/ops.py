@@ -92,7 +92,7 @@ def check_rank(op: str, shape: tuple[int, ...]) -> None:
                          "dimensions (NCHW)")
 
 
-# --- dispatches --------------------------------------------------------------------------------------------------------
+# --- dispatches ------------------------------------------------------------------------------------------------------
 
 def layout(out: Tensor, a: Tensor | None = None, b: Tensor | None = None) -> tuple[Strided, bool]:
     """The `Strided` layout of a dispatch over `out`'s shape, and whether it is dense."""
@@ -200,7 +200,7 @@ def unary(op: str, a: Tensor) -> Tensor:
     if op not in INT_UNARY:
         numeric(op, a, types=(f32,))
     dtype = numeric(op, a, types=(i32, u32))
-    return dispatch(UNARY_INT, a.device.empty(a.shape, dtype), a=a, I=dtype.ir, INT_UNARY=op)
+    return dispatch(UNARY_INT, a.device.empty(a.shape, dtype), a=a, INT=dtype.ir, INT_UNARY=op)
 
 
 def convert(a: Tensor, dtype: type, out: Tensor | None = None) -> Tensor:

@@ -147,14 +147,14 @@ def _register_all() -> None:
         register(cls, lambda rng, n, op=op: buffers(rng, n, "out", {"a": "f32"}, positive=op in ("log", "sqrt")),
                  lambda g, op=op: FLOAT_UNARY[op](a(g)).astype(np.float32), TOLERANCE.get(op, 0))
     for cls in UNARY_INT:
-        t, op = cls.TEMPLATE["I"], cls.TEMPLATE["INT_UNARY"]
+        t, op = cls.TEMPLATE["INT"], cls.TEMPLATE["INT_UNARY"]
         register(cls, lambda rng, n, t=t: buffers(rng, n, "out", {"a": t}), lambda g, op=op: INT_UNARY[op](a(g)))
     for cls in CONVERT:
         src, dst = cls.TEMPLATE["SRC"], cls.TEMPLATE["DST"]
         # float sources stay in range of every destination (and non-negative for u32): conversions of
         # out-of-range values are unspecified on GPUs (docs/IR.md)
-        make = (lambda rng, n, s=src, d=dst: {**buffers(rng, n, "out", {"a": s}, out_type=d),
-                                              "a": _convertible(rng, views(n)[1]["a"][2], s)})
+        def make(rng: np.random.Generator, n: int, s: str = src, d: str = dst) -> dict[str, Any]:
+            return {**buffers(rng, n, "out", {"a": s}, out_type=d), "a": _convertible(rng, views(n)[1]["a"][2], s)}
         register(cls, make, lambda g, d=dst: _cast(a(g), NP[d]))
     for cls in UPDATE:
         t, op = cls.TEMPLATE["T"], cls.TEMPLATE["ARITH"]

@@ -11,7 +11,7 @@ from khal_runtime.lang import Buf, MutBuf, exp, f16, f32, global_id, i32, kernel
 from .layout import Strided, a_at, b_at, out_at
 
 T = template(f32, i32, u32)
-I = template(i32, u32)
+INT = template(i32, u32)
 ARITH = template("add", "sub", "mul", "max", "min")
 FLOAT_OP = template("div", "pow")
 UNARY = template("copy", "neg", "abs", "inv", "exp", "log", "sqrt", "silu", "gelu", "relu")
@@ -62,12 +62,12 @@ def unary(x: f32) -> f32:
     return 0.5 * x * (1.0 + tanh(GELU_C * (x + 0.044715 * x * x * x)))
 
 
-def int_unary(x: I) -> I:
+def int_unary(x: INT) -> INT:
     if INT_UNARY == "copy":
         return x
     if INT_UNARY == "neg":
-        return I(0) - x
-    if I == u32:
+        return INT(0) - x
+    if INT == u32:
         return x
     return abs(x)
 
@@ -128,7 +128,7 @@ def unary_float(out: MutBuf[f32], a: Buf[f32], lay: Strided, n: u32, dense: bool
 
 
 @kernel(workgroup_size=(256,))
-def unary_int(out: MutBuf[I], a: Buf[I], lay: Strided, n: u32, dense: bool):
+def unary_int(out: MutBuf[INT], a: Buf[INT], lay: Strided, n: u32, dense: bool):
     i = global_id().x
     if i < n:
         if dense:
