@@ -69,6 +69,14 @@ def round_float(v: float, t: str) -> float:
         return math.copysign(math.inf, v)
 
 
+_PACK = {"i32": "<i", "u32": "<I", "f32": "<f", "i64": "<q", "u64": "<Q", "f64": "<d", "f16": "<e"}
+
+
+def bitcast_value(value: Any, frm: str, to: str) -> Any:
+    """The value of type `to` with the bits of `value` of type `frm` (types of one size)."""
+    return struct.unpack(_PACK[to], struct.pack(_PACK[frm], value))[0]
+
+
 def int_range(t: str) -> tuple[int, int]:
     bits = BITS[t]
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if t in SIGNED else (0, (1 << bits) - 1)

@@ -123,6 +123,14 @@ class template:
     def __call__(self, value: Any) -> Any:
         raise _outside("a template cast")
 
+    def _derived(self, *_: Any) -> template:
+        # `BM = 16 * TM` at module level must import: the compiler evaluates it per value; Python gets a stand-in
+        return template()
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _derived
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = _derived
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = __and__ = __rand__ = __or__ = __ror__ = _derived
+
 
 def static_range(*bounds: int) -> range:
     """`range` over compile-time constants, unrolled by the compiler."""

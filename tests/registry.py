@@ -4,6 +4,7 @@ every kernel of the manifest has a case here."""
 
 from shaders.examples.cases import CASES as EXAMPLES
 from shaders.vortx.cases_elementwise import CASES as VORTX_ELEMENTWISE
+from shaders.vortx.cases_gemm import CASES as VORTX_GEMM
 from shaders.vortx.cases_reduce import CASES as VORTX_REDUCE
 
-REGISTRY = [*EXAMPLES, *VORTX_ELEMENTWISE, *VORTX_REDUCE]
+REGISTRY = [*EXAMPLES, *VORTX_ELEMENTWISE, *VORTX_REDUCE, *VORTX_GEMM]

@@ -165,3 +165,28 @@ def test_odd_f16_storage_buffers_are_refused_on_webgpu(backend):
     with pytest.raises(khal.BackendError, match="an f16 storage buffer on WebGPU needs an even length, not 3"):
         backend.init_buffer(np.zeros(3, np.float16))
     backend.init_buffer(np.zeros(3, np.float16), usage=khal.BufferUsage.COPY_SRC | khal.BufferUsage.COPY_DST)
+
+
+NON_FINITE = """
+from khal_runtime.lang import MutBuf, bitcast, f32, f64, kernel, u32
+
+
+@kernel(workgroup_size=(64,))
+def write_non_finite(out: MutBuf[f32], wide: MutBuf[f64]):
+    out[0] = 1.0e39 * 10.0      # folds to +inf at compile time
+    out[1] = -1.0e39
+    out[2] = bitcast(f32, u32(0x7FC00000))
+    wide[0] = f64(1.0e39) * f64(1.0e300)
+"""
+
+
+def test_infinite_constants_on_every_backend(backend, shader_package):
+    import importlib
+    kernels = importlib.import_module(f"{shader_package({'nonfinite': NON_FINITE})}.nonfinite")
+    out, wide = backend.init_buffer(np.zeros(3, np.float32)), backend.init_buffer(np.zeros(1, np.float64))
+    encoder = backend.begin_encoding()
+    with encoder.begin_pass() as pass_:
+        kernels.WriteNonFinite(backend).call(pass_, 1, out, wide)
+    backend.submit(encoder)
+    got = out.read()
+    assert got[0] == np.inf and got[1] == -np.inf and np.isnan(got[2]) and wide.read()[0] == np.inf

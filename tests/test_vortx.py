@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vortx as vx
-from vortx.device import Device
+from vortx.devices import Device
 
 rng = np.random.default_rng(3)
 
@@ -174,3 +174,23 @@ def test_errors_name_the_operation_and_shapes(dev):
         a[0, 5]
     with pytest.raises(TypeError, match="vortx.add: the float 1.5 with an i32 tensor"):
         vx.zeros(2, vx.i32, device=dev) + 1.5
+
+
+def test_the_pool_reuses_and_evicts(monkeypatch):
+    import vortx.devices as device_module
+    dev = Device(vx.device("cpu").backend)
+    a = dev.buffer(vx.f32, 100)
+    dev.release(a)
+    assert dev.buffer(vx.f32, 90) is a                  # the same capacity comes back
+    monkeypatch.setattr(device_module, "POOLED_BYTES", 3 * 128 * 4)
+    buffers = [dev.buffer(vx.f32, 128) for _ in range(4)]
+    for b in buffers:
+        dev.release(b)
+    assert dev.free_bytes == 3 * 128 * 4                # the oldest was dropped
+    assert {id(dev.buffer(vx.f32, 128)) for _ in range(3)} == {id(b) for b in buffers[1:]}
+
+
+def test_templates_import_as_python_with_arithmetic():
+    from khal_runtime.lang import template
+    t = template(8, 16)
+    assert callable(2 * t + 1) and callable(t // 2)

@@ -11,7 +11,7 @@ import pytest
 
 import vortx as vx
 from shaders.vortx.cases_reduce import values
-from vortx.device import Device
+from vortx.devices import Device
 from vortx.reduce import OPS, reduce
 
 DTYPES = {"f32": np.float32, "i32": np.int32, "u32": np.uint32}

@@ -22,7 +22,7 @@ from khal_runtime.buffers import element_type
 from khal_runtime.lang import f16, f32, i32, u32
 
 from . import ops
-from .device import Device, device
+from .devices import Device, device
 from .ops import ShapeError
 from .tensor import Tensor
 
@@ -76,8 +76,11 @@ def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None,
     return tensor(np.arange(start, stop, step) if stop is not None else np.arange(start, step=step), dtype, device)
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
-    return a @ b
+def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
+    """a @ b over the last two dimensions, batched over the leading ones; `variant` picks the kernel ("auto",
+    "naive", "tiled", "blocked")."""
+    from .gemm import matmul as gemm
+    return gemm(a, b, variant)
 
 
 def _shape(shape: Any) -> tuple[int, ...]:

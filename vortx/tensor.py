@@ -15,7 +15,7 @@ import numpy as np
 from khal_runtime.buffers import element_type
 
 from . import ops
-from .device import Device, Storage
+from .devices import Device, Storage
 from .ops import ShapeError, broadcast_shapes, broadcast_strides, check_rank, contiguous_strides, numel
 
 

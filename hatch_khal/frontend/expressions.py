@@ -493,6 +493,9 @@ class ExpressionLowering:
         if ir.SIZE[e.type] != ir.SIZE[to.name] or e.type == "bool":
             raise self.error(node, f"bitcast needs types of one size: {e.type} is {ir.SIZE[e.type]} bytes, "
                                    f"{to.name} is {ir.SIZE[to.name]}")
+        if isinstance(e, ir.Const):
+            # fold it: a constant NaN or infinity must reach the renderers as one (naga refuses folded ones)
+            return Comptime(ir.bitcast_value(e.value, e.type, to.name), to.name)
         return RValue(e if e.type == to.name else ir.Bitcast(to.name, e))
 
     def intrinsic(self, node: ast.Call, name: str) -> Value:

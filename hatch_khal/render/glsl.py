@@ -21,7 +21,10 @@ XYZ = "xyz"
 
 
 def non_finite(t: str, nan: bool) -> str:
-    bits = f"uintBitsToFloat({'0x7fc00000u' if nan else '0x7f800000u'})"     # inf and NaN have no literal
+    # inf and NaN have no GLSL literal, and naga refuses the infinite constant that `uintBitsToFloat(0x7f800000u)`
+    # becomes. The fold width khal_grid.w is below 65,536, so `khal_grid.w >> 31u` is 0, but neither glslang nor
+    # SPIRV-Tools can prove it: the value stays a run-time expression, which the driver's compiler folds
+    bits = f"uintBitsToFloat({'0x7fc00000u' if nan else '0x7f800000u'} | (khal_grid.w >> 31u))"
     return bits if t == "f32" else f"{TYPES[t]}({bits})"
 
 

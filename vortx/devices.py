@@ -31,7 +31,9 @@ class Device:
         self.encoder: khal.Encoder | None = None
         self.pass_: khal.Pass | None = None
         self.recorded = 0
-        self.free: dict[tuple[str, int], list[khal.Buffer]] = {}
+        # free buffers by (element type, capacity); a dict keeps insertion order, so the oldest come first
+        self.free: dict[int, tuple[tuple[str, int], khal.Buffer]] = {}
+        self.by_size: dict[tuple[str, int], list[int]] = {}
         self.free_bytes = 0
 
     def __repr__(self) -> str:
@@ -73,17 +75,28 @@ class Device:
     def buffer(self, dtype: type, length: int) -> khal.Buffer:
         """A buffer of at least `length` elements (from the pool when one is free); its contents are undefined."""
         capacity = max(GRANULE, -(-length // GRANULE) * GRANULE)
-        free = self.free.get((dtype.ir, capacity))
-        if free:
-            buf = free.pop()
-            self.free_bytes -= buf.nbytes
-            return buf
+        same = self.by_size.get((dtype.ir, capacity))
+        if same:
+            return self._take(same.pop())
         return self.backend.uninit_buffer(dtype, capacity)
 
     def release(self, buf: khal.Buffer) -> None:
-        if self.free_bytes + buf.nbytes <= POOLED_BYTES:
-            self.free.setdefault((buf.dtype.ir, len(buf)), []).append(buf)
-            self.free_bytes += buf.nbytes
+        """Keep `buf` for reuse; past POOLED_BYTES, the buffers freed longest ago go back to the backend."""
+        if buf.nbytes > POOLED_BYTES:
+            return
+        key = (buf.dtype.ir, len(buf))
+        self.free[id(buf)] = (key, buf)
+        self.by_size.setdefault(key, []).append(id(buf))
+        self.free_bytes += buf.nbytes
+        while self.free_bytes > POOLED_BYTES:
+            oldest = next(iter(self.free))
+            self.by_size[self.free[oldest][0]].remove(oldest)
+            self._take(oldest)
+
+    def _take(self, ident: int) -> khal.Buffer:
+        _, buf = self.free.pop(ident)
+        self.free_bytes -= buf.nbytes
+        return buf
 
     def upload(self, array: np.ndarray, buf: khal.Buffer) -> None:
         # a host write is not recorded in order with the pending dispatches: submit them first
