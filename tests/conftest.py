@@ -62,7 +62,7 @@ def backend(request):
 def shader_package(tmp_path, monkeypatch):
     """Build a throwaway shader package: `shader_package({"m": source}, targets=(...))` compiles it into
     tmp_path/<name>/_generated and returns the generated package's import name."""
-    from hatch_khal.build import Options, build, write_outputs
+    from hatch_khal.build import BuildError, Options, build, write_outputs
     from hatch_khal.cache import Cache
 
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -76,7 +76,13 @@ def shader_package(tmp_path, monkeypatch):
         for module, source in modules.items():
             (package / f"{module}.py").write_text(source)
         options = Options(packages=(name,), targets=tuple(targets))
-        write_outputs(tmp_path, build(tmp_path, options, Cache(None)), options)
+        try:
+            files = build(tmp_path, options, Cache(None))
+        except BuildError as e:
+            if "is not installed" in str(e):
+                pytest.skip(f"cannot build a test package here: {e}")
+            raise
+        write_outputs(tmp_path, files, options)
         return f"{name}._generated"
 
     return make
