@@ -188,8 +188,9 @@ class Kernel:
         self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
         self._arity = len(self.params)
         # kernels assume their buffers do not overlap (CUDA marks them __restrict__; WebGPU refuses a writable
-        # buffer bound twice): check it where one of two or more buffers is written
-        self._may_alias = len(self._buffers) > 1 and any(w for _, _, w in self._buffers)
+        # buffer bound twice): the pairs of bindings (positions in `handles`) of which at least one is written
+        self._alias_pairs = [(i, j) for i, (_, _, wi) in enumerate(self._buffers)
+                             for j, (_, _, wj) in enumerate(self._buffers) if i < j and (wi or wj)]
 
     def call(self, pass_: Pass, grid: Grid, *args: Any, **kwargs: Any) -> None:
         """Dispatch the kernel over `grid` (threads, `workgroups(...)` or `indirect(...)`) in `pass_`."""
@@ -208,8 +209,9 @@ class Kernel:
             except AttributeError:
                 pass
             self._buffer_error(i, buf, dtype, writable)
-        if self._may_alias and len(set(map(id, handles))) < len(handles):
-            self._alias_error(args)
+        for i, j in self._alias_pairs:
+            if handles[i] is handles[j]:
+                self._alias_error(args)
         scalars = tuple([check(args[i]) for i, check in self._scalars]) if self._scalars else ()
         if self.REQUIRES and (self._structs or type(self).unmet(*args) >= 0):
             self._check_requirements(args)

@@ -31,6 +31,8 @@ class Device:
         self.encoder: khal.Encoder | None = None
         self.pass_: khal.Pass | None = None
         self.recorded = 0
+        self.timestamps = False                 # time each pass on the device (for gpu_seconds)
+        self.timed: list[khal.Pass] = []
         # free buffers by (element type, capacity); a dict keeps insertion order, so the oldest come first
         self.free: dict[int, tuple[tuple[str, int], khal.Buffer]] = {}
         self.by_size: dict[tuple[str, int], list[int]] = {}
@@ -50,7 +52,7 @@ class Device:
         """Record one dispatch of the kernel class `cls` into the current pass."""
         if self.pass_ is None:
             self.encoder = self.backend.begin_encoding()
-            self.pass_ = self.encoder.begin_pass("vortx")
+            self.pass_ = self.encoder.begin_pass("vortx", timestamps=self.timestamps)
         kernel = self.kernels.get(cls) or self.kernel(cls)
         kernel.call(self.pass_, grid, *args)
         self.recorded += 1
@@ -61,6 +63,8 @@ class Device:
         """Submit what was recorded (the device runs it while Python goes on)."""
         if self.encoder is not None:
             self.pass_.end()
+            if self.timestamps:
+                self.timed.append(self.pass_)
             self.backend.submit(self.encoder)
             self.encoder = self.pass_ = None
             self.recorded = 0
@@ -69,6 +73,14 @@ class Device:
         """Submit what was recorded and wait for the device to finish it."""
         self.flush()
         self.backend.synchronize()
+
+    def gpu_seconds(self) -> float | None:
+        """The device time of the passes submitted since the last call, while `timestamps` was on (None where the
+        device cannot time passes)."""
+        self.synchronize()
+        times = [p.elapsed for p in self.timed]
+        self.timed.clear()
+        return None if not times or None in times else sum(times)
 
     # --- memory ---------------------------------------------------------------------------------------------------
 
