@@ -26,6 +26,7 @@ from shaders._generated.vortx.elementwise import (
     UPDATE_SCALAR,
     Strided,
 )
+from shaders.vortx.elementwise import PER_THREAD
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -137,6 +138,11 @@ def scalar_value(op: str, value: Any, dtype: type) -> Any:
     return int(value)
 
 
+def threads(n: int, dense: bool) -> int:
+    """Threads of an elementwise dispatch: on the dense path each handles PER_THREAD elements."""
+    return -(-n // PER_THREAD) if dense else n
+
+
 def dispatch(family: tuple, out: Tensor, *args: Any, a: Tensor | None = None, b: Tensor | None = None,
              **template: str) -> Tensor:
     """Run one elementwise kernel over `out` (nothing to do for an empty tensor)."""
@@ -144,7 +150,7 @@ def dispatch(family: tuple, out: Tensor, *args: Any, a: Tensor | None = None, b:
     if n:
         lay, dense = layout(out, a, b)
         tensors = [t.buffer for t in (a, b) if t is not None]
-        out.device.dispatch(pick(family, **template), n, out.buffer, *tensors, *args, lay, n, dense)
+        out.device.dispatch(pick(family, **template), threads(n, dense), out.buffer, *tensors, *args, lay, n, dense)
     return out
 
 
@@ -164,7 +170,7 @@ def binary(op: str, a: Tensor, b: Any, reverse: bool = False) -> Tensor:
     if out.size:
         lay, dense = layout(out, a)
         cls = pick(BINARY_FLOAT_SCALAR if op in FLOAT_OPS else BINARY_SCALAR, **_op(op, dtype))
-        out.device.dispatch(cls, out.size, out.buffer, a.buffer, s, lay, out.size, dense, reverse)
+        out.device.dispatch(cls, threads(out.size, dense), out.buffer, a.buffer, s, lay, out.size, dense, reverse)
     return out
 
 

@@ -28,6 +28,7 @@ from shaders._generated.vortx.elementwise import (
     UPDATE_SCALAR,
     Strided,
 )
+from vortx.ops import threads
 
 SIZES = (2, 64, 1000, 1, 63, 1001)
 NP = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "u32": np.uint32}
@@ -91,7 +92,7 @@ def register(kernel: type, make: Callable[[np.random.Generator, int], dict[str, 
         view(out, geometry["out"], n)[:] = compute({**args, "n": n, "geometry": geometry})
         return {written: out}
 
-    CASES.append(Case(kernel, inputs, reference, lambda args: args["n"], sizes=SIZES,
+    CASES.append(Case(kernel, inputs, reference, lambda args: threads(args["n"], args["dense"]), sizes=SIZES,
                       tolerance={written: tolerance} if tolerance else {}))
 
 

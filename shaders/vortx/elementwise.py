@@ -1,12 +1,33 @@
 """Componentwise operations: `out = a OP b`, `out = a OP s`, `out = OP(a)` and type conversions.
 
-Every kernel takes the number of elements `n`, a `Strided` layout and `dense`: when every tensor is contiguous,
-of the output's shape and without offset, `dense` skips the index arithmetic (a uniform branch, so it costs
-nothing on the GPU); otherwise the linear index is taken apart into (n, c, h, w) and each tensor is addressed
-through its own strides, which is how views, broadcasting and in-place updates of views work.
+Every kernel takes the number of elements `n`, a `Strided` layout and `dense`. When every tensor is contiguous,
+of the output's shape and without offset (`dense`), a thread handles PER_THREAD elements, a grid apart, so that
+each load stays coalesced and a thread has several in flight (one element per thread leaves a one-input kernel
+short of the H100's bandwidth): it loads them all first, unconditionally (the index clamped to the last element,
+so that no branch holds a load back), then stores those in range; the host launches n / PER_THREAD threads. Otherwise a thread handles one element:
+its linear index is taken apart into (n, c, h, w) and each tensor is addressed through its own strides, which is
+how views, broadcasting and in-place updates of views work. `dense` is uniform, so the branch costs nothing on a
+GPU.
 """
 
-from khal_runtime.lang import Buf, MutBuf, exp, f16, f32, global_id, i32, kernel, log, sqrt, tanh, template, u32
+from khal_runtime.lang import (
+    Buf,
+    MutBuf,
+    array,
+    exp,
+    f16,
+    f32,
+    global_id,
+    i32,
+    kernel,
+    log,
+    num_workgroups,
+    sqrt,
+    static_range,
+    tanh,
+    template,
+    u32,
+)
 
 from .layout import Strided, a_at, b_at, out_at
 
@@ -19,6 +40,8 @@ INT_UNARY = template("copy", "neg", "abs")
 SRC = template(f32, f16, i32, u32)
 DST = template(f32, f16, i32, u32)
 
+WORKGROUP = 256
+PER_THREAD = 4
 GELU_C = 0.7978845608028654     # sqrt(2 / pi), for the tanh form of GELU used by GGML and GPT-2
 
 
@@ -72,128 +95,219 @@ def int_unary(x: INT) -> INT:
     return abs(x)
 
 
-@kernel(workgroup_size=(256,))
+def grid_threads() -> u32:
+    """The threads of the whole grid: the distance between the elements one thread handles on the dense path."""
+    return num_workgroups().x * WORKGROUP
+
+
+def with_scalar(x: T, s: T, reverse: bool) -> T:
+    return arith(s, x) if reverse else arith(x, s)
+
+
+def float_with_scalar(x: f32, s: f32, reverse: bool) -> f32:
+    return float_op(s, x) if reverse else float_op(x, s)
+
+
+@kernel(workgroup_size=(WORKGROUP,))
 def binary(out: MutBuf[T], a: Buf[T], b: Buf[T], lay: Strided, n: u32, dense: bool):
+    va = array(T, PER_THREAD)
+    vb = array(T, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            out[i] = arith(a[i], b[i])
-        else:
-            out[out_at(lay, i)] = arith(a[a_at(lay, i)], b[b_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+            vb[k] = b[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = arith(va[k], vb[k])
+    elif i < n:
+        out[out_at(lay, i)] = arith(a[a_at(lay, i)], b[b_at(lay, i)])
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def binary_float(out: MutBuf[f32], a: Buf[f32], b: Buf[f32], lay: Strided, n: u32, dense: bool):
+    va = array(f32, PER_THREAD)
+    vb = array(f32, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            out[i] = float_op(a[i], b[i])
-        else:
-            out[out_at(lay, i)] = float_op(a[a_at(lay, i)], b[b_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+            vb[k] = b[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = float_op(va[k], vb[k])
+    elif i < n:
+        out[out_at(lay, i)] = float_op(a[a_at(lay, i)], b[b_at(lay, i)])
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def binary_scalar(out: MutBuf[T], a: Buf[T], s: T, lay: Strided, n: u32, dense: bool, reverse: bool):
     """out = a OP s, or s OP a when `reverse`."""
+    va = array(T, PER_THREAD)
     i = global_id().x
-    if i < n:
-        x = a[i] if dense else a[a_at(lay, i)]
-        y = arith(s, x) if reverse else arith(x, s)
-        if dense:
-            out[i] = y
-        else:
-            out[out_at(lay, i)] = y
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = with_scalar(va[k], s, reverse)
+    elif i < n:
+        out[out_at(lay, i)] = with_scalar(a[a_at(lay, i)], s, reverse)
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def binary_float_scalar(out: MutBuf[f32], a: Buf[f32], s: f32, lay: Strided, n: u32, dense: bool, reverse: bool):
+    va = array(f32, PER_THREAD)
     i = global_id().x
-    if i < n:
-        x = a[i] if dense else a[a_at(lay, i)]
-        y = float_op(s, x) if reverse else float_op(x, s)
-        if dense:
-            out[i] = y
-        else:
-            out[out_at(lay, i)] = y
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = float_with_scalar(va[k], s, reverse)
+    elif i < n:
+        out[out_at(lay, i)] = float_with_scalar(a[a_at(lay, i)], s, reverse)
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def unary_float(out: MutBuf[f32], a: Buf[f32], lay: Strided, n: u32, dense: bool):
+    va = array(f32, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            out[i] = unary(a[i])
-        else:
-            out[out_at(lay, i)] = unary(a[a_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = unary(va[k])
+    elif i < n:
+        out[out_at(lay, i)] = unary(a[a_at(lay, i)])
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def unary_int(out: MutBuf[INT], a: Buf[INT], lay: Strided, n: u32, dense: bool):
+    va = array(INT, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            out[i] = int_unary(a[i])
-        else:
-            out[out_at(lay, i)] = int_unary(a[a_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = int_unary(va[k])
+    elif i < n:
+        out[out_at(lay, i)] = int_unary(a[a_at(lay, i)])
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def convert(out: MutBuf[DST], a: Buf[SRC], lay: Strided, n: u32, dense: bool):
     """A copy that may change the element type (DST == SRC copies between views: `contiguous()`, assignment)."""
+    va = array(SRC, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            out[i] = DST(a[i])
-        else:
-            out[out_at(lay, i)] = DST(a[a_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = DST(va[k])
+    elif i < n:
+        out[out_at(lay, i)] = DST(a[a_at(lay, i)])
 
 
 # In place: `x OP= b`. A kernel cannot bind one buffer as both output and input (CUDA marks buffers __restrict__,
 # WebGPU refuses a writable buffer bound twice), so updates read and write through the output view only.
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def update(x: MutBuf[T], b: Buf[T], lay: Strided, n: u32, dense: bool):
+    vx = array(T, PER_THREAD)
+    vb = array(T, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            x[i] = arith(x[i], b[i])
-        else:
-            j = out_at(lay, i)
-            x[j] = arith(x[j], b[b_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            vx[k] = x[min(i + k * step, n - 1)]
+            vb[k] = b[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                x[j] = arith(vx[k], vb[k])
+    elif i < n:
+        j = out_at(lay, i)
+        x[j] = arith(x[j], b[b_at(lay, i)])
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def update_float(x: MutBuf[f32], b: Buf[f32], lay: Strided, n: u32, dense: bool):
+    vx = array(f32, PER_THREAD)
+    vb = array(f32, PER_THREAD)
     i = global_id().x
-    if i < n:
-        if dense:
-            x[i] = float_op(x[i], b[i])
-        else:
-            j = out_at(lay, i)
-            x[j] = float_op(x[j], b[b_at(lay, i)])
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            vx[k] = x[min(i + k * step, n - 1)]
+            vb[k] = b[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                x[j] = float_op(vx[k], vb[k])
+    elif i < n:
+        j = out_at(lay, i)
+        x[j] = float_op(x[j], b[b_at(lay, i)])
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def update_scalar(x: MutBuf[T], s: T, lay: Strided, n: u32, dense: bool):
+    vx = array(T, PER_THREAD)
     i = global_id().x
-    if i < n:
-        j = i if dense else out_at(lay, i)
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            vx[k] = x[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                x[j] = arith(vx[k], s)
+    elif i < n:
+        j = out_at(lay, i)
         x[j] = arith(x[j], s)
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def update_float_scalar(x: MutBuf[f32], s: f32, lay: Strided, n: u32, dense: bool):
+    vx = array(f32, PER_THREAD)
     i = global_id().x
-    if i < n:
-        j = i if dense else out_at(lay, i)
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            vx[k] = x[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                x[j] = float_op(vx[k], s)
+    elif i < n:
+        j = out_at(lay, i)
         x[j] = float_op(x[j], s)
 
 
-@kernel(workgroup_size=(256,))
+@kernel(workgroup_size=(WORKGROUP,))
 def fill(x: MutBuf[T], s: T, lay: Strided, n: u32, dense: bool):
     i = global_id().x
-    if i < n:
-        if dense:
-            x[i] = s
-        else:
-            x[out_at(lay, i)] = s
+    if dense:
+        for k in static_range(PER_THREAD):
+            j = i + k * grid_threads()
+            if j < n:
+                x[j] = s
+    elif i < n:
+        x[out_at(lay, i)] = s
