@@ -4,11 +4,10 @@ Every kernel takes the number of elements `n`, a `Strided` layout and `dense`. W
 of the output's shape and without offset (`dense`), a thread handles PER_THREAD elements, a grid apart, so that
 each load stays coalesced and a thread has several in flight (one element per thread leaves a one-input kernel
 short of the H100's bandwidth): it loads them all first, unconditionally (the index clamped to the last element,
-so that no branch holds a load back), then stores those in range; the host launches n / PER_THREAD threads. Otherwise a thread handles one element:
-its linear index is taken apart into (n, c, h, w) and each tensor is addressed through its own strides, which is
-how views, broadcasting and in-place updates of views work. `dense` is uniform, so the branch costs nothing on a
-GPU.
-"""
+so that no branch holds a load back), then stores those in range; the host launches n / PER_THREAD threads.
+Otherwise a thread handles one element: its linear index is taken apart into (n, c, h, w) and each tensor is
+addressed through its own strides, which is how views, broadcasting and in-place updates of views work. `dense`
+is uniform, so the branch costs nothing on a GPU."""
 
 from khal_runtime.lang import (
     Buf,
