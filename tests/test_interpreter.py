@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_render_kit import E, lift
 
 from hatch_khal import ir
 from khal_runtime import interpreter
@@ -25,49 +26,10 @@ SRC = "shaders/examples/kernels.py"
 # IR builder
 
 
-class X:
-    """An expression under construction."""
+# expressions with Python operators: the render kit's wrapper (X wraps a node; lit lifts a literal)
+X = E
+lit = lift
 
-    def __init__(self, node):
-        self.node = node
-
-    @property
-    def t(self) -> str:
-        return self.node.type
-
-    def _bin(self, op, other, swap=False, t=None):
-        other = lit(other, self.t)
-        a, b = (other, self) if swap else (self, other)
-        return X(ir.Binary(t or a.t, op, a.node, b.node))
-
-    def __add__(self, o): return self._bin("add", o)
-    def __radd__(self, o): return self._bin("add", o, True)
-    def __sub__(self, o): return self._bin("sub", o)
-    def __rsub__(self, o): return self._bin("sub", o, True)
-    def __mul__(self, o): return self._bin("mul", o)
-    def __rmul__(self, o): return self._bin("mul", o, True)
-    def __truediv__(self, o): return self._bin("div", o)
-    def __floordiv__(self, o): return self._bin("floordiv", o)
-    def __mod__(self, o): return self._bin("mod", o)
-    def __lshift__(self, o): return self._bin("shl", o)
-    def __rshift__(self, o): return self._bin("shr", o)
-    def __and__(self, o): return self._bin("bit_and", o)
-    def __or__(self, o): return self._bin("bit_or", o)
-    def __xor__(self, o): return self._bin("bit_xor", o)
-    def __lt__(self, o): return self._bin("lt", o, t="bool")
-    def __le__(self, o): return self._bin("le", o, t="bool")
-    def __gt__(self, o): return self._bin("gt", o, t="bool")
-    def __ge__(self, o): return self._bin("ge", o, t="bool")
-    def eq(self, o): return self._bin("eq", o, t="bool")
-    def ne(self, o): return self._bin("ne", o, t="bool")
-    def __neg__(self): return X(ir.Unary(self.t, "neg", self.node))
-    def __invert__(self): return X(ir.Unary(self.t, "not" if self.t == "bool" else "bit_not", self.node))
-    def cast(self, t): return X(ir.Cast(t, self.node))
-    def bitcast(self, t): return X(ir.Bitcast(t, self.node))
-
-
-def lit(v, t: str) -> X:
-    return v if isinstance(v, X) else X(ir.Const(t, v))
 
 
 def const(t: str, v) -> X:

@@ -183,7 +183,7 @@ def bench_gemm(device: Device, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> l
         theirs = torch_seconds(size)
         name = f"{size}^3 ({choose('auto', size, size, size, 1).ID.rsplit('.', 1)[-1]})"
         if theirs is None:
-            rows.append((name, f"{ours:.1f}", "-", "-", goal))
+            rows.append((name, f"{ours:.3g}", "-", "-", goal))
         else:
             rows.append((name, f"{ours:.1f}", f"{tflops / theirs:.1f}", f"{ours * theirs / tflops:.2f}x", goal))
     return rows
