@@ -2,7 +2,8 @@
 
 The kernels (shaders/vortx/reduce.py) reduce a strided view seen as (outer, n, inner) along `n`: a pass cuts `n`
 into pieces and writes one partial per piece, and `reduce` repeats passes over the partials until one piece is
-left, so any length works (a pass divides it by 4096 along a contiguous run, by 128 across inner indices). Views
+left, so any length works (a pass reduces rows of up to 1024 elements at once, divides longer runs by 4096, and
+divides the reduced axis by 128 across inner indices). Views
 are read in place when their dimensions merge into that form, and copied to contiguous memory first otherwise.
 
 Integer sums and products wrap around (mod 2^32), as numpy's do in the tensor's own dtype. Empty reductions give
@@ -14,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from khal_runtime import workgroups
-from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_RUN, Axis
-from shaders.vortx.reduce import AXIS_CHUNK, RUN_CHUNK, TILE, WORKGROUP
+from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, REDUCE_RUN, Axis
+from shaders.vortx.reduce import AXIS_CHUNK, ROW_CHUNK, ROWS, RUN_CHUNK, TILE, WORKGROUP
 
 from .ops import ShapeError, numeric, pick
 
@@ -96,16 +97,25 @@ def _view(t: Tensor, axis: int | None) -> tuple[Dim, Dim, Dim] | None:
 def _passes(out: Tensor, op: str, src: Tensor, outer: Dim, reduced: Dim, inner: Dim) -> Tensor:
     """Reduce the view of `src` into `out` (contiguous, outer * inner elements), through partials as needed."""
     (n_outer, s_outer), (n, s_n), (n_inner, s_inner) = outer, reduced, inner
-    family, chunk = (REDUCE_RUN, RUN_CHUNK) if n_inner == 1 else (REDUCE_AXIS, AXIS_CHUNK)
-    tiles = 1 if n_inner == 1 else -(-n_inner // TILE)
     device, dtype, offset = out.device, out.dtype, src.offset
     while True:
-        chunks = max(1, -(-n // chunk))
+        family, chunks, groups = _plan(n_outer, n, n_inner)
         dst = out if chunks == 1 else device.empty((n_outer * chunks * n_inner,), dtype)
-        device.dispatch(pick(family, T=dtype.ir, OP=op), workgroups(n_outer * chunks * tiles), dst.buffer,
+        device.dispatch(pick(family, T=dtype.ir, OP=op), workgroups(groups), dst.buffer,
                         src.buffer, Axis(n_outer, n, n_inner, offset, s_outer, s_n, s_inner, chunks))
         if chunks == 1:
             return out
         # next, the (outer, chunks, inner) partials; those of a squared norm are sums of squares, to be added
         src, offset, n, s_outer, s_n, s_inner = dst, 0, chunks, chunks * n_inner, n_inner, 1
         op = "sum" if op == "sqnorm" else op
+
+
+def _plan(n_outer: int, n: int, n_inner: int) -> tuple[tuple, int, int]:
+    """The kernel family of a pass, how many pieces it cuts `n` into, and how many workgroups it takes."""
+    if n_inner > 1:
+        chunks = max(1, -(-n // AXIS_CHUNK))
+        return REDUCE_AXIS, chunks, n_outer * chunks * -(-n_inner // TILE)
+    if n <= ROW_CHUNK:
+        return REDUCE_ROWS, 1, -(-n_outer // ROWS)
+    chunks = -(-n // RUN_CHUNK)
+    return REDUCE_RUN, chunks, n_outer * chunks

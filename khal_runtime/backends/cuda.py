@@ -76,25 +76,28 @@ class CudaKernel(KernelFunction):
             raise BackendError(f"kernel {self.name}: the driver rejected its PTX ({e}); the driver may be older "
                                "than the PTX version (see the PTX .version line)") from None
         self.block = tuple(info["workgroup_size"])
-        self.item_sizes = [np.dtype(_NUMPY[b["elem"]]).itemsize for b in info["buffers"]]
+        # the ABI passes each buffer's element count: its byte size shifted right by log2 of the element size
+        self.count_shifts = [np.dtype(_NUMPY[b["elem"]]).itemsize.bit_length() - 1 for b in info["buffers"]]
         self.struct_params = [s["type"] in info["structs"] for s in info["scalars"]]
-        self.packer = struct.Struct(info["cuda_params"]["format"])
+        self.pack = struct.Struct(info["cuda_params"]["format"]).pack
+        self.launch = self.function._launch_kernel
 
     def dispatch(self, pass_: Pass, grid: Any, buffers: list, scalars: tuple) -> None:
         args: list = []
-        for memory, size in zip(buffers, self.item_sizes):
-            args += (memory.pointer, memory.nbytes // size)
-        for value, is_struct in zip(scalars, self.struct_params):
-            if is_struct:
-                args += value
-            else:
-                args.append(value)
-        backend = self.backend
-        if isinstance(grid, Indirect):
-            grid = backend.indirect_counts(grid)
+        for memory, shift in zip(buffers, self.count_shifts):
+            args.append(memory.pointer)
+            args.append(memory.nbytes >> shift)
+        if scalars:
+            for value, is_struct in zip(scalars, self.struct_params):
+                if is_struct:
+                    args += value
+                else:
+                    args.append(value)
+        if type(grid) is not tuple:
+            grid = self.backend.indirect_counts(grid)
         if 0 in grid:
             return
-        self.function._launch_kernel(grid, self.block, self.packer.pack(*args), 0, backend.stream)
+        self.launch(grid, self.block, self.pack(*args), 0, self.backend.stream)
 
 
 _NUMPY = {"i32": "int32", "u32": "uint32", "i64": "int64", "u64": "uint64", "f16": "float16", "f32": "float32",

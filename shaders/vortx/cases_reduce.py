@@ -1,9 +1,10 @@
 """Differential-test cases of every reduction kernel instance (`khal_runtime.testing.Case`): one pass, whose
 output is the partial of each piece of the reduced axis.
 
-The views have an offset and gaps: `reduce_run` reduces 3 rows with a row pitch larger than the row, and
+The views have an offset and gaps: `reduce_run` reduces 3 rows and `reduce_rows` 11 (two workgroups, the second
+partly idle) with a row pitch larger than the row, and
 `reduce_axis` an (outer=2, n, inner=37) view (two tiles of inner indices) with padded strides. Even sizes read
-the reduced axis (reduce_run) or the inner indices (reduce_axis) with stride 1, odd sizes with stride 2.
+the reduced axis (reduce_run, reduce_rows) or the inner indices (reduce_axis) with stride 1, odd sizes with stride 2.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import numpy as np
 
 from khal_runtime import workgroups
 from khal_runtime.testing import Args, Case
-from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_RUN, Axis
-from shaders.vortx.reduce import AXIS_CHUNK, RUN_CHUNK, TILE
+from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, REDUCE_RUN, Axis
+from shaders.vortx.reduce import AXIS_CHUNK, ROW_CHUNK, ROWS, RUN_CHUNK, TILE
 
 NP = {"f32": np.float32, "i32": np.int32, "u32": np.uint32}
 UFUNC = {"sum": np.add, "prod": np.multiply, "min": np.minimum, "max": np.maximum, "sqnorm": np.add}
@@ -45,9 +46,9 @@ def partials(args: Args, op: str, chunk: int) -> dict[str, np.ndarray]:
     return {"out": out.astype(x.dtype).reshape(-1)}
 
 
-def run_inputs(rng: np.random.Generator, n: int, t: str, op: str) -> Args:
-    outer, s_n = 3, 1 if n % 2 == 0 else 2
-    s_outer, offset, chunks = n * s_n + 5, 2, -(-n // RUN_CHUNK)
+def run_inputs(rng: np.random.Generator, n: int, t: str, op: str, outer: int, chunk: int) -> Args:
+    s_n = 1 if n % 2 == 0 else 2
+    s_outer, offset, chunks = n * s_n + 5, 2, -(-n // chunk)
     return {"out": np.zeros(outer * chunks, NP[t]), "x": values(rng, offset + outer * s_outer, t, op),
             "v": Axis(outer, n, 1, offset, s_outer, s_n, 0, chunks)}
 
@@ -70,10 +71,20 @@ for cls in REDUCE_RUN:
     t, op = cls.TEMPLATE["T"], cls.TEMPLATE["OP"]
     CASES.append(Case(
         cls,
-        inputs=lambda rng, n, t=t, op=op: run_inputs(rng, n, t, op),
+        inputs=lambda rng, n, t=t, op=op: run_inputs(rng, n, t, op, 3, RUN_CHUNK),
         reference=lambda a, op=op: partials(a, op, RUN_CHUNK),
         grid=lambda a: workgroups(a["v"].outer * a["v"].chunks),
         sizes=(1, 63, 64, 1000, 4097, 9000),
+        tolerance=tolerance(t, op)))
+
+for cls in REDUCE_ROWS:
+    t, op = cls.TEMPLATE["T"], cls.TEMPLATE["OP"]
+    CASES.append(Case(
+        cls,
+        inputs=lambda rng, n, t=t, op=op: run_inputs(rng, n, t, op, 11, ROW_CHUNK),
+        reference=lambda a, op=op: partials(a, op, ROW_CHUNK),
+        grid=lambda a: workgroups(-(-a["v"].outer * a["v"].chunks // ROWS)),
+        sizes=(1, 31, 32, 33, 1024, 2500),
         tolerance=tolerance(t, op)))
 
 for cls in REDUCE_AXIS:

@@ -7,6 +7,9 @@ deterministic: no float atomics.
 - `reduce_run` (inner == 1): a workgroup per piece of a row; each thread combines PER_THREAD elements with
   coalesced loads (consecutive threads, consecutive elements), then subgroups and shared memory combine the
   threads. A piece holds RUN_CHUNK elements.
+- `reduce_rows` (inner == 1, rows of at most ROW_CHUNK elements): ROW_THREADS threads per row and ROWS rows per
+  workgroup, so that short rows still give each thread many loads in flight; shared memory combines a row's
+  threads without subgroups.
 - `reduce_axis` (inner > 1): consecutive threads take consecutive inner indices, so the loads of a row of the
   view coalesce; LANES threads per inner index share a piece of AXIS_CHUNK rows and combine through shared memory.
 
@@ -46,6 +49,11 @@ OP = template("sum", "prod", "min", "max", "sqnorm")
 WORKGROUP = 256
 PER_THREAD = 16
 RUN_CHUNK = WORKGROUP * PER_THREAD      # 4096 elements per workgroup and pass
+ROW_STEPS = 5
+ROW_THREADS = 1 << ROW_STEPS                # a power of two: a tree of ROW_STEPS halvings combines them
+ROWS = 8
+PER_ROW_THREAD = 32
+ROW_CHUNK = ROW_THREADS * PER_ROW_THREAD  # 1024 elements per row and pass
 TILE = 32                               # inner indices per workgroup of reduce_axis: 128 bytes of f32
 LANES = 8                               # threads per inner index
 PER_LANE = 16
@@ -123,6 +131,34 @@ def reduce_run(out: MutBuf[T], x: Buf[T], v: Axis):
     if lid == 0:
         for s in range(1, num_subgroups()):
             acc = combine(acc, partial[s])
+        out[piece] = acc
+
+
+@kernel(workgroup_size=(ROW_THREADS, ROWS))
+def reduce_rows(out: MutBuf[T], x: Buf[T], v: Axis):
+    require(len(out) >= v.outer * v.chunks)
+    threads = shared(T, ROWS, ROW_THREADS)
+    tx = local_id().x
+    ty = local_id().y
+    pieces = v.outer * v.chunks
+    piece = workgroup_id().x * ROWS + ty
+    # rows past the last piece read the last piece again (and store nothing): all threads reach the barriers
+    p = min(piece, pieces - 1)
+    row = v.offset + (p // v.chunks) * v.s_outer
+    first = (p % v.chunks) * ROW_CHUNK
+    acc = start(x, row + first * v.s_n)
+    for k in static_range(PER_ROW_THREAD):
+        i = first + k * ROW_THREADS + tx
+        if i < v.n:
+            acc = combine(acc, element(x[row + i * v.s_n]))
+    threads[ty, tx] = acc
+    for step in static_range(ROW_STEPS):
+        barrier()
+        half = u32((ROW_THREADS // 2) >> step)
+        if tx < half:
+            acc = combine(acc, threads[ty, tx + half])
+            threads[ty, tx] = acc
+    if tx == 0 and piece < pieces:
         out[piece] = acc
 
 
