@@ -6,5 +6,6 @@ from shaders.examples.cases import CASES as EXAMPLES
 from shaders.vortx.cases_elementwise import CASES as VORTX_ELEMENTWISE
 from shaders.vortx.cases_gemm import CASES as VORTX_GEMM
 from shaders.vortx.cases_reduce import CASES as VORTX_REDUCE
+from shaders.vortx.cases_transpose import CASES as VORTX_TRANSPOSE
 
-REGISTRY = [*EXAMPLES, *VORTX_ELEMENTWISE, *VORTX_REDUCE, *VORTX_GEMM]
+REGISTRY = [*EXAMPLES, *VORTX_ELEMENTWISE, *VORTX_REDUCE, *VORTX_GEMM, *VORTX_TRANSPOSE]

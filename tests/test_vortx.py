@@ -66,6 +66,18 @@ def test_views_share_memory_without_copies(dev):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint32])
+def test_copies_that_move_the_unit_stride_go_through_tiles(dev, dtype):
+    x = data(3, 37, 50, 9, dtype=dtype)
+    t = vx.tensor(x, device=dev)
+    cases = [(t[1].T, x[1].T), (t.permute(0, 3, 2, 1), x.transpose(0, 3, 2, 1)),
+             (t.permute(3, 1, 0, 2)[:, 2:35], x.transpose(3, 1, 0, 2)[:, 2:35]), (t[2, 5:, 1:].T, x[2, 5:, 1:].T)]
+    for view, expected in cases:
+        assert vx.ops._tiles(view) is not None, view.shape
+        close(view.contiguous(), np.ascontiguousarray(expected))
+    assert vx.ops._tiles(t.permute(1, 2, 0, 3)) is None         # the unit stride stays last: elementwise copy
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint32])
 def test_binary_operators_broadcasting_and_scalars(dev, dtype):
     x, y = data(3, 1, 5, dtype=dtype), data(4, 5, dtype=dtype)
     a, b = vx.tensor(x, device=dev), vx.tensor(y, device=dev)

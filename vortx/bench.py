@@ -2,10 +2,11 @@
 
 On a GPU backend: elementwise operations and reductions as bandwidth (bytes read and written per second) against
 a device-to-device copy of a buffer of the same size (targets on the H100: at least 0.85x for elementwise, 0.75x
-for reductions), and f32 gemm at 1024, 2048 and 4096 against `torch.matmul` with TF32 off (targets on the H100:
-0.5x on CUDA, 0.35x on WebGPU). An operation's bandwidth is measured on the device (pass timestamps: its kernels,
-back to back), and again on the wall clock (Python's recording and the submission included); the copy's on the
-wall clock (many copies in one submission). On the CPU interpreter: every operation against numpy.
+for reductions), and f32 gemm at 1024, 2048 and 4096 (`--gemm-sizes`) against `torch.matmul` with TF32 off
+(targets on the H100: 0.5x on CUDA, 0.35x on WebGPU). An operation's speed is measured on the device (pass
+timestamps: its kernels, back to back), and again on the wall clock (Python's recording and the submission
+included); the copy's and torch's on the wall clock (many copies in one submission; CUDA queues torch's launches,
+so its GPU never waits for Python). On the CPU interpreter: every operation against numpy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 import vortx as vx
+
+from .gemm import bench_gemm
 
 ROWS: list[tuple[str, ...]] = []
 
@@ -57,7 +60,7 @@ def gpu_ops(n: int) -> list[tuple[str, Callable, int, str]]:
     ]
 
 
-def bench_gpu(device: vx.Device, n: int, repeats: int) -> None:
+def bench_gpu(device: vx.Device, n: int, repeats: int, gemm_sizes: tuple[int, ...]) -> None:
     backend = device.backend
     n = min(n, getattr(backend, "max_binding_size", 4 * n) // 4)       # lavapipe binds at most 128 MiB
     print(f"{backend.name}: {backend.device_name}, {n:,} f32 elements")
@@ -90,15 +93,7 @@ def bench_gpu(device: vx.Device, n: int, repeats: int) -> None:
         shown = f"{on_device / 1e9:.0f}" if on_device else "-"
         ratio = f"{on_device / copy_bw:.2f}x" if on_device else "-"
         row(name, shown, f"{wall / 1e9:.0f}", f"{copy_bw / 1e9:.0f}", ratio, f"{wall / copy_bw:.2f}x", goal)
-    bench_matmul(device, repeats)
-
-
-def bench_matmul(device: vx.Device, repeats: int) -> None:
-    try:
-        from .gemm import bench_gemm
-    except ImportError:
-        return
-    for line in bench_gemm(device):
+    for line in bench_gemm(device, gemm_sizes):
         row(*line)
 
 
@@ -139,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these backends (repeatable; default: every one available)")
     parser.add_argument("--elements", type=int, default=1 << 26)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gemm-sizes", type=int, nargs="+", default=(1024, 2048, 4096), metavar="N",
+                        help="the sizes of the square f32 gemm (GPU backends)")
     args = parser.parse_args(argv)
     from khal_runtime import BackendError
     for kind in args.backend or ("cuda", "webgpu", "cpu"):
@@ -150,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "cpu":
             bench_cpu(device, min(args.elements, 1 << 22), args.repeats)
         else:
-            bench_gpu(device, args.elements, args.repeats)
+            bench_gpu(device, args.elements, args.repeats, tuple(args.gemm_sizes))
         print(f"\n{kind} ({device.backend.device_name}):\n")
         for i, cells in enumerate(ROWS):
             print("| " + " | ".join(cells) + " |")

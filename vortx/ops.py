@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from khal_runtime import workgroups
 from khal_runtime.lang import f16, f32, i32, u32
 from shaders._generated.vortx.elementwise import (
     BINARY,
@@ -26,7 +27,9 @@ from shaders._generated.vortx.elementwise import (
     UPDATE_SCALAR,
     Strided,
 )
+from shaders._generated.vortx.transpose import TRANSPOSE_TILES, Tiles
 from shaders.vortx.elementwise import PER_THREAD
+from shaders.vortx.transpose import TILE
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -212,8 +215,31 @@ def unary(op: str, a: Tensor) -> Tensor:
 def convert(a: Tensor, dtype: type, out: Tensor | None = None) -> Tensor:
     """`a` converted to `dtype` (a copy when the type is the same), into `out` (a view of `a`'s shape, or of a
     shape `a` broadcasts to) or a new contiguous tensor."""
+    if out is None and dtype is a.dtype and dtype is not f16:
+        tiles = _tiles(a)
+        if tiles is not None:
+            out = a.device.empty(a.shape, dtype)
+            groups = -(-tiles.n_a // TILE) * -(-tiles.n_b // TILE) * tiles.n_p * tiles.n_q
+            a.device.dispatch(pick(TRANSPOSE_TILES, T=dtype.ir), workgroups(groups), out.buffer, a.buffer, tiles)
+            return out
     out = out if out is not None else a.device.empty(a.shape, dtype)
     return dispatch(CONVERT, out, a=a, SRC=a.dtype.ir, DST=dtype.ir)
+
+
+def _tiles(a: Tensor) -> Tiles | None:
+    """How shaders/vortx/transpose.py copies `a` into a contiguous tensor: when its unit stride lies along an axis
+    other than the last (and the last is long enough to fill tiles), or None, for the elementwise copy, which
+    coalesces otherwise."""
+    axes = [i for i, n in enumerate(a.shape) if n > 1]
+    if len(axes) < 2 or a.strides[axes[-1]] == 1 or a.shape[axes[-1]] < TILE // 4:
+        return None
+    unit = [i for i in axes[:-1] if a.strides[i] == 1]
+    if not unit:
+        return None
+    b, ax = axes[-1], unit[0]
+    strides = contiguous_strides(a.shape)
+    batch = [(a.shape[i], a.strides[i], strides[i]) for i in axes if i not in (ax, b)] + [(1, 0, 0)] * 2
+    return Tiles(a.shape[ax], a.shape[b], a.strides[b], strides[ax], *batch[0], *batch[1], a.offset)
 
 
 def fill(x: Tensor, value: Any) -> Tensor:

@@ -1,0 +1,40 @@
+"""The benchmarks run end to end on small sizes and print their tables (the figures themselves are for people to
+read: targets live in the benchmarks, not in tests)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import get_backend
+
+import khal_runtime.bench
+import vortx.bench
+
+RATIO = re.compile(r"\| \d+\.\d\dx \|")
+
+
+def table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+@pytest.mark.webgpu
+def test_vortx_bench_on_webgpu(capsys):
+    get_backend("webgpu")
+    assert vortx.bench.main(["--backend", "webgpu", "--elements", "65536", "--repeats", "1",
+                             "--gemm-sizes", "40"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == 1 + len(vortx.bench.gpu_ops(0)) + 2      # header, operations, gemm header and size
+    assert all(RATIO.search(r) for r in rows[1:len(vortx.bench.gpu_ops(0)) + 1]), rows
+
+
+def test_vortx_bench_on_the_interpreter(capsys):
+    assert vortx.bench.main(["--backend", "cpu", "--elements", "4096", "--repeats", "1"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) > 5 and all(re.search(r"\| \d+\.\dx \|", r) for r in rows[1:]), rows
+
+
+def test_runtime_bench_on_the_interpreter(capsys):
+    assert khal_runtime.bench.main(["--backend", "cpu"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == 4 and all(RATIO.search(r) for r in rows[1:]), rows
