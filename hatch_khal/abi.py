@@ -15,12 +15,13 @@ included, into one format string for `struct.pack`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from . import ir
 
-# struct-module characters of the parameter types; bool travels as a u32 holding 0 or 1
-FORMAT = {"bool": "I", "i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f32": "f", "f64": "d"}
+# struct-module characters of the parameter types (every scalar but f16); bool travels as a u32 holding 0 or 1
+FORMAT = {t: code for t, code in ir.STRUCT_CODE.items() if t != "f16"}
 POINTER_SIZE = 8
 
 # The hidden first push constant: the logical grid (x, y, z) and the fold width (0 when the grid is not folded).
@@ -33,6 +34,15 @@ def _align(offset: int, alignment: int) -> int:
 
 def _pad(nbytes: int) -> str:
     return "" if nbytes == 0 else "x" if nbytes == 1 else f"{nbytes}x"
+
+
+def _padded(parts: Iterable[tuple[int, str, int]], size: int) -> str:
+    """The formats of (offset, format, size) parts in order, with `x` padding for the gaps and up to `size`."""
+    fmt, end = "", 0
+    for offset, part, nbytes in parts:
+        fmt += _pad(offset - end) + part
+        end = offset + nbytes
+    return fmt + _pad(size - end)
 
 
 def struct_layout(kernel: ir.Kernel, name: str) -> tuple[list[dict[str, Any]], int, int]:
@@ -53,11 +63,7 @@ def _value_entry(kernel: ir.Kernel, name: str, t: str) -> tuple[dict[str, Any], 
     """The entry of a scalar or struct parameter (offset still 0) and its alignment."""
     if t in kernel.structs:
         fields, size, alignment = struct_layout(kernel, t)
-        fmt, end = "", 0
-        for f in fields:
-            fmt += _pad(f["offset"] - end) + FORMAT[f["type"]]
-            end = f["offset"] + ir.SIZE[f["type"]]
-        fmt += _pad(size - end)
+        fmt = _padded(((f["offset"], FORMAT[f["type"]], ir.SIZE[f["type"]]) for f in fields), size)
         return {"name": name, "kind": "struct", "type": t, "offset": 0, "size": size, "format": fmt,
                 "fields": fields}, alignment
     if t not in FORMAT:
@@ -97,8 +103,4 @@ def cuda_params(kernel: ir.Kernel) -> tuple[list[dict[str, Any]], int]:
 def pack_format(entries: list[dict[str, Any]], size: int) -> str:
     """One `struct` format string (standard sizes, little-endian) for a whole parameter list, padding included:
     `struct.pack(pack_format(*cuda_params(k)), ptr_a, len_a, ...)` gives the argument bytes."""
-    fmt, end = "<", 0
-    for e in entries:
-        fmt += _pad(e["offset"] - end) + e["format"]
-        end = e["offset"] + e["size"]
-    return fmt + _pad(size - end)
+    return "<" + _padded(((e["offset"], e["format"], e["size"]) for e in entries), size)

@@ -12,6 +12,7 @@ a struct declared in `Kernel.structs`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -34,6 +35,8 @@ BITS = {t: 8 * n for t, n in SIZE.items()}
 # numpy dtype names, for the interpreter and the host side (bool travels as a u32 in buffers and parameters)
 NUMPY = {"bool": "bool", "i32": "int32", "u32": "uint32", "i64": "int64", "u64": "uint64",
          "f16": "float16", "f32": "float32", "f64": "float64"}
+# `struct`-module characters (standard sizes); bool travels as a u32 holding 0 or 1
+STRUCT_CODE = {"bool": "I", "i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f16": "e", "f32": "f", "f64": "d"}
 
 _ARRAY = re.compile(r"^([a-z0-9]+)((?:\[\d+\])+)$")
 
@@ -54,22 +57,18 @@ def is_int(t: str) -> bool:
     return t in INTS
 
 
-def is_float(t: str) -> bool:
-    return t in FLOATS
-
-
 def round_float(v: float, t: str) -> float:
     """`v` rounded to the float type `t` (to nearest even; overflow gives infinity)."""
     if t == "f64" or not math.isfinite(v):
         return v
-    fmt = "<f" if t == "f32" else "<e"
+    fmt = "<" + STRUCT_CODE[t if t == "f32" else "f16"]
     try:
         return struct.unpack(fmt, struct.pack(fmt, v))[0]
     except OverflowError:
         return math.copysign(math.inf, v)
 
 
-_PACK = {"i32": "<i", "u32": "<I", "f32": "<f", "i64": "<q", "u64": "<Q", "f64": "<d", "f16": "<e"}
+_PACK = {t: "<" + code for t, code in STRUCT_CODE.items() if t != "bool"}
 
 
 def bitcast_value(value: Any, frm: str, to: str) -> Any:
@@ -388,6 +387,11 @@ _NODES = {cls.__name__: cls for cls in (
     Assign, Store, If, For, While, Break, Continue, Return, ExprStmt, Barrier)}
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def walk(root: Any):
     """Yield every statement and expression below `root` (a Kernel, Function, statement, expression or list)."""
     stack = [root]
@@ -401,8 +405,8 @@ def walk(root: Any):
             stack.append(node.body)
         elif type(node).__name__ in _NODES:
             yield node
-            for f in dataclasses.fields(node):
-                child = getattr(node, f.name)
+            for name in _field_names(type(node)):
+                child = getattr(node, name)
                 if isinstance(child, list) or type(child).__name__ in _NODES:
                     stack.append(child)
 

@@ -32,10 +32,10 @@ class KernelCompileError(Exception):
 
 
 class Source:
-    """One parsed shader module: its path (as shown in messages), text and tree."""
+    """One parsed shader module: its path as shown in messages, text and tree."""
 
-    def __init__(self, path: Path, display: str, text: str):
-        self.path, self.display, self.text = path, display, text
+    def __init__(self, display: str, text: str):
+        self.display, self.text = display, text
         self.lines = text.splitlines()
         try:
             self.tree = ast.parse(text, filename=display)

@@ -25,6 +25,7 @@ from .values import (
     fold_binary,
     fold_compare,
     is_number,
+    is_scalar_comptime,
     typeof,
     wrap,
 )
@@ -34,6 +35,7 @@ from .vocabulary import (
     F64_INTRINSICS,
     INTRINSICS,
     LANG_MODULE,
+    LANG_NAMES,
     PYTHON_BUILTINS,
     REFUSED_BUILTINS,
     SCALAR_BUILTINS,
@@ -57,7 +59,6 @@ VERB = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "fl
         "bit_xor": "combine", "select": "choose between"}
 COMPARE = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
 DIMS = {"x": 0, "y": 1, "z": 2}
-PURE = (ir.Const, ir.Var, ir.Param, ir.Builtin, ir.Len)
 
 
 class ExpressionLowering:
@@ -118,7 +119,7 @@ class ExpressionLowering:
                 raise self.error(node, f"expected a {t} value, found {describe(v)}",
                                  hint=f"convert explicitly: {t}(...)")
             return v.expr
-        if isinstance(v, Comptime) and (is_number(v.value) or isinstance(v.value, bool)):
+        if is_scalar_comptime(v):
             target = t or v.type or _default_type(v.value)
             if v.type is not None and v.type != target:
                 raise self.error(node, f"expected a {target} value, found {describe(v)}",
@@ -165,7 +166,6 @@ class ExpressionLowering:
             return RValue(ir.Field(fields[node.attr], base.expr, node.attr))
         if isinstance(base, ModuleRef):
             if base.name == LANG_MODULE:
-                from .vocabulary import LANG_NAMES
                 if node.attr not in LANG_NAMES:
                     raise self.error(node, f"khal_runtime.lang has no name {node.attr!r}")
                 return TypeName(node.attr) if node.attr in SCALAR_TYPES else Vocab(node.attr)
@@ -248,7 +248,7 @@ class ExpressionLowering:
     def require_number(self, node, v: Value) -> None:
         if isinstance(v, RValue):
             return
-        if isinstance(v, Comptime) and (is_number(v.value) or isinstance(v.value, bool)):
+        if is_scalar_comptime(v):
             return
         raise self.error(node, f"{describe(v)} is not a number")
 
@@ -426,7 +426,7 @@ class ExpressionLowering:
         v = self.expr(node.args[0])
         if t == "bool":
             raise self.error(node, "bool(x) is not a conversion in kernels", hint="compare explicitly: x != 0")
-        if isinstance(v, Comptime) and (is_number(v.value) or isinstance(v.value, bool)):
+        if is_scalar_comptime(v):
             if t in ir.INTS and v.type is None and isinstance(v.value, float):
                 raise self.error(node, f"the float literal {v.value!r} cannot be a {t}")
             return Comptime(wrap(v.value, t), t)

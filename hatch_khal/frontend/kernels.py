@@ -19,7 +19,7 @@ from .. import ir
 from ..render.names import legal_name
 from .diagnostics import KernelCompileError
 from .expressions import ExpressionLowering
-from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab
+from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab, _decorator_name
 from .statements import FunctionLowering
 from .values import Comptime, MemRef, RValue, TypeName, Value, describe
 
@@ -143,10 +143,7 @@ class KernelBuilder:
 
     def global_name(self, name: str) -> str:
         """`name`, or `name_2`, `name_3`... when the kernel already has a global of that name."""
-        candidate, n = name, 1
-        while candidate in self.global_names:
-            n += 1
-            candidate = f"{name}_{n}"
+        candidate = self.local_name(name, {})
         self.global_names.add(candidate)
         return candidate
 
@@ -213,9 +210,9 @@ class KernelBuilder:
     def kernel_parameters(self) -> dict[str, Value]:
         module, node = self.fn.module, self.fn.node
         args = node.args
-        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
+        if not _plain_parameters(args):
             raise module.error(node, "kernel parameters are plain positional parameters without defaults")
-        if node.returns is not None and not (isinstance(node.returns, ast.Constant) and node.returns.value is None):
+        if node.returns is not None and not self.returns_nothing(node):
             raise module.error(node.returns, "kernels return nothing", hint="remove the return annotation")
         for deco in node.decorator_list:
             if deco is not self.fn.kernel:
@@ -292,7 +289,7 @@ class KernelBuilder:
     def call_helper(self, caller: ExpressionLowering, call: ast.Call, fn: Function) -> Value:
         module, node = fn.module, fn.node
         args = node.args
-        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs:
+        if not _plain_parameters(args):
             raise module.error(node, "helper parameters are plain positional parameters without defaults")
         if node.decorator_list:
             raise module.error(node.decorator_list[0], f"helper {fn.name} cannot have decorators")
@@ -351,6 +348,10 @@ class KernelBuilder:
         return RValue(ir.Call(ret or "void", name, values))
 
 
+def _plain_parameters(args: ast.arguments) -> bool:
+    """Whether a function takes only plain positional parameters, without defaults."""
+    return not (args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs)
+
+
 def _is_shared_call(node: ast.expr) -> bool:
-    f = node.func if isinstance(node, ast.Call) else None
-    return (isinstance(f, ast.Name) and f.id == "shared") or (isinstance(f, ast.Attribute) and f.attr == "shared")
+    return isinstance(node, ast.Call) and _decorator_name(node) == "shared"

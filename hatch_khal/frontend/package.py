@@ -133,7 +133,7 @@ class ShaderPackage:
         for path in (base.with_suffix(".py"), base / "__init__.py"):
             if path.is_file():
                 display = path.relative_to(self.root).as_posix()
-                module = ShaderModule(self, name, Source(path, display, path.read_text(encoding="utf-8")))
+                module = ShaderModule(self, name, Source(display, path.read_text(encoding="utf-8")))
                 _read_top_level(module, is_package=path.name == "__init__.py")
                 return module
         return None

@@ -69,7 +69,7 @@ def _rewrite(lowering, node: ast.expr) -> ast.expr:
         if isinstance(n, ast.Name):
             bound = lowering.bindings.get(n.id)
             if isinstance(bound, RValue) and isinstance(bound.expr, ir.Param):
-                if bound.type not in ("i32", "u32", "i64", "u64"):
+                if bound.type not in ir.INTS:
                     raise refuse(n, f"{n.id} is a {bound.type}; only integer parameters can be used")
                 return ast.Name(n.id)
             if isinstance(bound, MemRef):

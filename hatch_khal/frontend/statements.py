@@ -11,10 +11,10 @@ import ast
 from typing import TYPE_CHECKING
 
 from .. import ir
-from .expressions import BINARY, ExpressionLowering, is_pure
+from .expressions import BINARY, ExpressionLowering, _as_value, _default_type, is_pure
 from .package import Vocab
 from .requirements import requirement
-from .values import BuiltinVec, Comptime, MemRef, Multi, RValue, TypeName, Value, describe, is_number, typeof
+from .values import BuiltinVec, Comptime, MemRef, Multi, RValue, TypeName, Value, describe, is_scalar_comptime, typeof
 
 if TYPE_CHECKING:
     from .kernels import KernelBuilder
@@ -222,15 +222,14 @@ class FunctionLowering(ExpressionLowering):
             if value.type == "void":
                 raise self.error(node, "this call returns nothing")
             return value.type
-        if isinstance(value, Comptime) and (is_number(value.value) or isinstance(value.value, bool)):
-            return value.type or ("bool" if isinstance(value.value, bool) else
-                                  "f32" if isinstance(value.value, float) else "i32")
+        if is_scalar_comptime(value):
+            return value.type or _default_type(value.value)
         raise self.error(node, f"a local cannot hold {describe(value)}",
                          hint="compile-time strings and types are used directly, not stored")
 
     def assign_tuple(self, node: ast.Assign, target: ast.Tuple, value: Value) -> list[ir.Stmt]:
         values = value.values if isinstance(value, Multi) else (
-            tuple(Comptime(v) for v in value.value) if isinstance(value, Comptime) and
+            tuple(_as_value(v) for v in value.value) if isinstance(value, Comptime) and
             isinstance(value.value, tuple) else None)
         if values is None or len(values) != len(target.elts):
             raise self.error(node, f"cannot unpack {describe(value)} into {len(target.elts)} names")

@@ -83,6 +83,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_scalar_comptime(value: Value) -> bool:
+    """Whether `value` is a compile-time number or bool (typed or an untyped literal)."""
+    return isinstance(value, Comptime) and (is_number(value.value) or isinstance(value.value, bool))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Compile-time arithmetic with the IR's semantics
 
@@ -113,9 +118,7 @@ def fits(value: Any, t: str) -> bool:
             return False
         lo, hi = ir.int_range(t)
         return lo <= value <= hi
-    if t in ir.FLOATS:
-        return True
-    return False
+    return t in ir.FLOATS
 
 
 def fold_binary(op: str, a: Any, b: Any, t: str | None) -> Any:
@@ -128,8 +131,6 @@ def fold_binary(op: str, a: Any, b: Any, t: str | None) -> Any:
         "bit_and": lambda: a & b, "bit_or": lambda: a | b, "bit_xor": lambda: a ^ b,
         "shl": lambda: a << (b % ir.BITS[t] if t else b), "shr": lambda: a >> (b % ir.BITS[t] if t else b),
     }[op]()
-    if t == "bool":
-        return bool(result)
     return wrap(result, t) if t else result
 
 

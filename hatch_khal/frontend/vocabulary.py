@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import ir
+
 LANG_MODULE = "khal_runtime.lang"
 
-SCALAR_TYPES = ("i32", "u32", "i64", "u64", "f16", "f32", "f64")
+SCALAR_TYPES = ir.NUMERIC
 VECTOR_BUILTINS = ("global_id", "local_id", "workgroup_id", "num_workgroups", "workgroup_size")
 SCALAR_BUILTINS = ("local_index", "subgroup_size", "subgroup_invocation_id", "subgroup_id", "num_subgroups")
 DECLARATIONS = ("kernel", "struct", "template", "Buf", "MutBuf", "Array", "shared", "array", "static_range", "require",
@@ -84,8 +86,8 @@ LANG_NAMES = frozenset(SCALAR_TYPES + VECTOR_BUILTINS + SCALAR_BUILTINS + DECLAR
 
 def type_allowed(t: str, allowed: str) -> bool:
     return {
-        "float": t in ("f16", "f32", "f64"),
-        "int": t in ("i32", "u32", "i64", "u64"),
+        "float": t in ir.FLOATS,
+        "int": t in ir.INTS,
         "int32": t in ("i32", "u32"),
         "numeric": t in SCALAR_TYPES,
         "bool": t == "bool",
