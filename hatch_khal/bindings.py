@@ -18,17 +18,17 @@ PY_SCALARS = {"bool": "bool", "i32": "int", "u32": "int", "i64": "int", "u64": "
               "f64": "float"}
 
 
+def _params(k: ir.Kernel, buffers: tuple[str, str], scalars: dict[str, str]) -> list[str]:
+    """`name: type` of each kernel parameter: a buffer as `buffers[0][elem]` where the kernel writes it, else
+    `buffers[1][elem]`; a scalar as `scalars` names its type (its IR type where absent)."""
+    types = {b.name: f"{buffers[0] if b.access == 'read_write' else buffers[1]}[{b.elem}]" for b in k.buffers}
+    types.update({s.name: scalars.get(s.type, s.type) for s in k.scalars})
+    return [f"{name}: {types[name]}" for name in k.params]
+
+
 def _signature(k: ir.Kernel) -> str:
     """The kernel's Python signature as the user wrote it, for docstrings."""
-    types = {b.name: f"{'MutBuf' if b.access == 'read_write' else 'Buf'}[{b.elem}]" for b in k.buffers}
-    types.update({s.name: s.type for s in k.scalars})
-    return f"{k.function}({', '.join(f'{name}: {types[name]}' for name in k.params)})"
-
-
-def _stub_params(k: ir.Kernel) -> list[str]:
-    types = {b.name: f"{'Buffer' if b.access == 'read_write' else 'ReadOnlyBuffer'}[{b.elem}]" for b in k.buffers}
-    types.update({s.name: PY_SCALARS.get(s.type, s.type) for s in k.scalars})
-    return [f"{name}: {types[name]}" for name in k.params]
+    return f"{k.function}({', '.join(_params(k, ('MutBuf', 'Buf'), {}))})"
 
 
 def _requirements(k: ir.Kernel) -> list[str]:
@@ -73,8 +73,9 @@ def _families(kernels: list[ir.Kernel]) -> dict[str, list[str]]:
     return out
 
 
-def render_module(package: str, module: str, source: str, kernels: list[ir.Kernel]) -> tuple[str, str]:
+def render_module(package: str, module: str, kernels: list[ir.Kernel]) -> tuple[str, str]:
     """(module text, stub text) for the kernels of one shader module. `package` is the generated package."""
+    source = kernels[0].source
     structs = _structs(kernels)
     py = [HEADER.format(source=source)]
     if structs:
@@ -105,7 +106,7 @@ def render_module(package: str, module: str, source: str, kernels: list[ir.Kerne
         pyi.append(f"from khal_runtime.lang import {', '.join(elems)}")
     pyi += _struct_classes(structs)
     for k in kernels:
-        params = ["self", "pass_: Pass", "grid: Grid"] + _stub_params(k)
+        params = ["self", "pass_: Pass", "grid: Grid"] + _params(k, ("Buffer", "ReadOnlyBuffer"), PY_SCALARS)
         pyi += ["", "", f"class {class_name(k)}(Kernel):", f'    """{_docstring(k)}"""', "",
                 f"    def call({', '.join(params)}) -> None: ..."]
     if families:

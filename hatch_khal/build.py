@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bindings, ir, manifest
-from .cache import Cache, key
+from .cache import Cache, default_directory, key
 from .frontend import compile_package
 
 TARGETS = ("webgpu", "cuda", "cpu")
@@ -104,22 +104,31 @@ def stamp(root: Path, options: Options) -> str:
 def build(root: Path, options: Options, cache: Cache, progress: bool = False) -> dict[str, bytes]:
     """Every generated file of every shader package, by path relative to `root`."""
     files: dict[str, bytes] = {}
+    versions, pipeline = toolchain_versions(options), pipeline_fingerprint()
     for package in options.packages:
-        files.update(build_package(root, package, options, cache, progress))
+        files.update(build_package(root, package, options, cache, progress, versions, pipeline))
     return files
+
+
+def ensure_built(root: Path, options: Options, progress: bool = False) -> None:
+    """Build and write the output folders unless they already hold the build of the current inputs (with the
+    default compile cache)."""
+    if not up_to_date(root, options):
+        write_outputs(root, build(root, options, Cache(default_directory()), progress=progress), options)
 
 
 def output_directory(package: str, options: Options) -> str:
     return f"{package.replace('.', '/')}/{options.output}"
 
 
-def build_package(root: Path, package: str, options: Options, cache: Cache, progress: bool) -> dict[str, bytes]:
+def build_package(root: Path, package: str, options: Options, cache: Cache, progress: bool,
+                  versions: dict[str, str], pipeline: str) -> dict[str, bytes]:
     if not (root / package.replace(".", "/")).is_dir():
         raise BuildError(f"the shader package {package!r} is not a folder of {root}")
     modules = compile_package(root, package)
     jobs = [Job(module, k) for module, kernels in modules.items() for k in kernels]
     render(jobs, options)
-    compile_all(jobs, options, cache, progress)
+    compile_all(jobs, options, cache, progress, versions, pipeline)
 
     out = output_directory(package, options)
     generated = f"{package}.{options.output}"
@@ -136,8 +145,7 @@ def build_package(root: Path, package: str, options: Options, cache: Cache, prog
         entries.append(manifest.entry(job.module, job.kernel, artifacts))
     files[f"{out}/manifest.json"] = manifest.render(package, entries)
     for module, kernels in modules.items():
-        source = kernels[0].source
-        py, pyi = bindings.render_module(generated, module, source, kernels)
+        py, pyi = bindings.render_module(generated, module, kernels)
         path = f"{out}/{module.replace('.', '/')}"
         files[path + ".py"], files[path + ".pyi"] = py.encode(), pyi.encode()
     names = sorted(modules)
@@ -156,7 +164,8 @@ def render(jobs: list[Job], options: Options) -> None:
             job.sources["glsl"] = render_glsl(job.kernel)
         if "cuda" in options.kinds:
             job.sources["cuda"] = render_cuda(job.kernel)
-        job.sources["ir"] = ir.to_json(job.kernel)
+        if "ir" in options.kinds:
+            job.sources["ir"] = ir.to_json(job.kernel)
 
 
 def pipeline_fingerprint() -> str:
@@ -166,10 +175,10 @@ def pipeline_fingerprint() -> str:
     return key(*(p.read_bytes() for p in [Path(__file__), *sorted((here / "toolchains").glob("*.py"))]))
 
 
-def compile_all(jobs: list[Job], options: Options, cache: Cache, progress: bool) -> None:
-    """SPIR-V and PTX for every job, from the cache or from the toolchains (in parallel threads)."""
-    versions = toolchain_versions(options)
-    pipeline = pipeline_fingerprint()
+def compile_all(jobs: list[Job], options: Options, cache: Cache, progress: bool, versions: dict[str, str],
+                pipeline: str) -> None:
+    """SPIR-V and PTX for every job, from the cache or from the toolchains (in parallel threads); `versions` and
+    `pipeline` are toolchain_versions(options) and pipeline_fingerprint(), parts of every cache key."""
     tasks = []
     for job in jobs:
         for kind, source_kind in (("spirv", "glsl"), ("ptx", "cuda")):

@@ -20,7 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from .build import BuildError, Options, build, output_directory, toolchain_versions, up_to_date, write_outputs
+from .build import (
+    BuildError,
+    Options,
+    build,
+    ensure_built,
+    output_directory,
+    toolchain_versions,
+    up_to_date,
+    write_outputs,
+)
 from .cache import Cache, default_directory
 from .frontend import KernelCompileError
 from .lock import LOCK_NAME, differences, read_lock, render_lock, sha256
@@ -120,9 +129,7 @@ def _manifests(root: Path, options: Options) -> list[tuple[Path, dict]]:
 
 
 def cmd_inspect(root: Path, options: Options, args) -> int:
-    if not up_to_date(root, options):
-        files = build(root, options, Cache(default_directory()), progress=show_progress(args))
-        write_outputs(root, files, options)
+    ensure_built(root, options, progress=show_progress(args))
     matches = []
     for folder, doc in _manifests(root, options):
         for kid, entry in doc["kernels"].items():
@@ -171,10 +178,9 @@ def section_text(folder: Path, entry: dict, section: str) -> str:
         return spirv_tools.disassemble((folder / artifacts["spirv"]["path"]).read_bytes())
     if section == "ir":
         return json.dumps(json.loads((folder / artifacts["ir"]["path"]).read_text()), indent=1)
-    kind = {"glsl": "glsl", "cuda": "cuda", "ptx": "ptx"}[section]
-    if kind not in artifacts:
-        return f"(not built: the {kind} target is not enabled)"
-    return (folder / artifacts[kind]["path"]).read_text()
+    if section not in artifacts:
+        return f"(not built: the {section} target is not enabled)"
+    return (folder / artifacts[section]["path"]).read_text()
 
 
 def cmd_clean(root: Path, options: Options, args) -> int:
@@ -189,7 +195,7 @@ def cmd_clean(root: Path, options: Options, args) -> int:
     return 0
 
 
-def cmd_info(root: Path | None, args) -> int:
+def cmd_info() -> int:
     from khal_runtime.__main__ import main as info
     return info([])
 
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "info":
-            return cmd_info(args.root, args)
+            return cmd_info()
         root = (args.root or find_root(Path.cwd())).resolve()
         options = read_options(root)
         command = {"build": cmd_build, "check": cmd_check, "inspect": cmd_inspect, "clean": cmd_clean}

@@ -22,8 +22,7 @@ from pathlib import Path
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.plugin import hookimpl
 
-from .build import STAMP, Options, build, output_directory, up_to_date, write_outputs
-from .cache import Cache, default_directory
+from .build import STAMP, Options, ensure_built, output_directory
 
 
 class KhalBuildHook(BuildHookInterface):
@@ -34,17 +33,14 @@ class KhalBuildHook(BuildHookInterface):
             return
         options = Options.from_config(self.config, f"[tool.hatch.build.targets.wheel.hooks.{self.PLUGIN_NAME}]")
         root = Path(self.root)
-        if up_to_date(root, options):
-            files = _existing(root, options)
-        else:
-            files = build(root, options, Cache(default_directory()), progress=sys.stderr.isatty())
-            write_outputs(root, files, options)
+        ensure_built(root, options, progress=sys.stderr.isatty())
         if version != "editable":
-            for path in sorted(files):
+            for path in sorted(_existing(root, options)):
                 build_data["force_include"][str(root / path)] = path
 
 
 def _existing(root: Path, options: Options) -> list[str]:
+    """The generated files in the output folders (what the build wrote: not its stamp or Python's caches)."""
     out = []
     for package in options.packages:
         folder = root / output_directory(package, options)

@@ -140,6 +140,11 @@ class Printer:
     def type(self, t: str) -> str:
         return self.globals[t] if t in self.k.structs else self.t.types[t]
 
+    @staticmethod
+    def abi_type(t: str) -> str:
+        """The type that a parameter or struct field of type `t` travels as: bool travels as u32 (abi.FORMAT)."""
+        return "u32" if t == "bool" else t
+
     def declarator(self, t: str, name: str, memory: bool = False) -> str:
         """`T name[n][m]` for a scalar, struct or array type; `memory` picks the element type of shared memory."""
         arr = ir.parse_array(t)
@@ -413,8 +418,12 @@ class Printer:
 
     def s_For(self, s: ir.For, indent: str, out: list[str]) -> None:
         t, var = self.locals[s.var], self.scope[s.var]
-        written = {n.name for n in ir.walk(s.body) if isinstance(n, ir.Assign)} | {
-            n.var for n in ir.walk(s.body) if isinstance(n, ir.For)} | {s.var}
+        written = {s.var}
+        for n in ir.walk(s.body):
+            if isinstance(n, ir.Assign):
+                written.add(n.name)
+            elif isinstance(n, ir.For):
+                written.add(n.var)
         start, stop, step = s.start, s.stop, s.step
         hoist = [(k, x) for k, x in (("stop", stop), ("step", step)) if not invariant(x, written)]
         if hoist and not pure(start):   # keep the IR's order of evaluation: start, then stop and step
@@ -481,7 +490,7 @@ class Printer:
         out = []
         for name, fields in self.k.structs.items():
             out.append(f"struct {self.globals[name]} {{")
-            out += [f"    {self.t.types['u32' if t == 'bool' else t]} {self.fields[name][f]};" for f, t in fields]
+            out += [f"    {self.t.types[self.abi_type(t)]} {self.fields[name][f]};" for f, t in fields]
             out += ["};", ""]
         return out
 

@@ -205,16 +205,12 @@ template <typename T> DEVICE T khal_subgroup_add(T x) {
     return x;
 }
 """),
-    ("khal_subgroup_mul", """template <typename T> DEVICE T khal_subgroup_mul(T x) {
-    for (int m = 16; m > 0; m >>= 1) x = khal_mul(x, __shfl_xor_sync(0xffffffffu, x, m));
-    return x;
-}
-"""),
     *[(f"khal_subgroup_{op}", f"""template <typename T> DEVICE T khal_subgroup_{op}(T x) {{
     for (int m = 16; m > 0; m >>= 1) x = {expr};
     return x;
 }}
-""") for op, expr in (("min", "min(x, __shfl_xor_sync(0xffffffffu, x, m))"),
+""") for op, expr in (("mul", "khal_mul(x, __shfl_xor_sync(0xffffffffu, x, m))"),
+                      ("min", "min(x, __shfl_xor_sync(0xffffffffu, x, m))"),
                       ("max", "max(x, __shfl_xor_sync(0xffffffffu, x, m))"),
                       ("and", "x & __shfl_xor_sync(0xffffffffu, x, m)"),
                       ("or", "x | __shfl_xor_sync(0xffffffffu, x, m)"),
@@ -261,8 +257,7 @@ def _param_decl(p: Printer, kind: str, name: str) -> str:
         b = p.buffers[name]
         elem = TARGET.memory_types.get(b.elem, TYPES[b.elem])
         return f"{'const ' if b.access == 'read' else ''}{elem}* __restrict__ {p.globals[name]}"
-    t = p.params[name]
-    return f"{p.type('u32' if t == 'bool' else t)} {p.globals[name]}"     # bool parameters travel as u32
+    return f"{p.type(p.abi_type(p.params[name]))} {p.globals[name]}"
 
 
 def render_cuda(kernel: ir.Kernel) -> str:

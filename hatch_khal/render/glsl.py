@@ -51,7 +51,7 @@ def zero_array(p: Printer, t: str, name: str, indent: str) -> list[str]:
 
 
 def zero_struct(p: Printer, struct: str) -> str:
-    return f"{p.globals[struct]}({', '.join(p.zero('u32' if t == 'bool' else t) for _, t in p.k.structs[struct])})"
+    return f"{p.globals[struct]}({', '.join(p.zero(p.abi_type(t)) for _, t in p.k.structs[struct])})"
 
 
 def struct_param(p: Printer, name: str, struct: str) -> str:
@@ -134,12 +134,11 @@ TARGET = Target(
 )
 
 
-def extensions(kernel: ir.Kernel) -> list[str]:
-    types, uses = kernel.types(), kernel.uses()
+def extensions(kernel: ir.Kernel, types: set[str], uses: set[str], sub_types: set[str]) -> list[str]:
+    """The #extension lines; `types` and `uses` are the kernel's, `sub_types` the operand types of its subgroup
+    intrinsics."""
     sub = {n[len("subgroup_"):] for n in uses if n.startswith("subgroup_")} | (
         uses & {"subgroup_size", "subgroup_invocation_id", "subgroup_id", "num_subgroups"})
-    sub_types = {n.args[0].type for n in ir.walk(kernel) if isinstance(n, ir.Intrinsic)
-                 and n.name.startswith("subgroup_")}
     wanted = [
         ("GL_EXT_shader_explicit_arithmetic_types_float16", "f16" in types),
         ("GL_EXT_shader_16bit_storage", any(b.elem == "f16" for b in kernel.buffers)),
@@ -160,17 +159,21 @@ def extensions(kernel: ir.Kernel) -> list[str]:
 
 def render_glsl(kernel: ir.Kernel) -> str:
     p = Printer(kernel, TARGET)
-    for a in ir.walk(kernel):
-        if isinstance(a, ir.Atomic) and a.space == "shared" and a.type == "f32":
+    subgroup_ops = []
+    for n in ir.walk(kernel):
+        if isinstance(n, ir.Atomic) and n.space == "shared" and n.type == "f32":
             raise ValueError(f"kernel {kernel.name}: f32 atomics on shared memory are not supported on WebGPU "
                              "(naga accepts them on storage buffers only)")
+        if isinstance(n, ir.Intrinsic) and n.name.startswith("subgroup_"):
+            subgroup_ops.append(n)
     functions = []
     for f in p.ordered_functions():
         names, body = p.function_body(f.params, f.locals, f.body)
         params = ", ".join(p.declarator(q.type, n) for q, n in zip(f.params, names))
         functions += [f"{p.type(f.ret) if f.ret else 'void'} {p.globals[f.name]}({params}) {{", *body, "}", ""]
     _, body = p.function_body([], kernel.locals, kernel.body)
-    uses_global_id = any(isinstance(n, ir.Builtin) and n.name == "global_id" for n in ir.walk(kernel))
+    types, uses = kernel.types(), kernel.uses()
+    uses_global_id = "global_id" in uses
     x, y, z = kernel.workgroup_size
     main = [
         "void main() {",
@@ -186,7 +189,7 @@ def render_glsl(kernel: ir.Kernel) -> str:
     code = functions + main
 
     out = header(kernel, "GLSL 450 compute for Vulkan / WebGPU")
-    out += ["#version 450", *extensions(kernel), "",
+    out += ["#version 450", *extensions(kernel, types, uses, {n.args[0].type for n in subgroup_ops}), "",
             f"layout(local_size_x = {x}, local_size_y = {y}, local_size_z = {z}) in;", ""]
     out += p.struct_decls()
     for b in kernel.buffers:
@@ -196,8 +199,7 @@ def render_glsl(kernel: ir.Kernel) -> str:
     out += ["", "// (x, y, z, fold): the logical grid in workgroups and the fold width, 0 when not folded",
             "layout(push_constant, std430) uniform khal_params {", "    uvec4 khal_grid;"]
     for e in abi.push_constants(kernel)[0][1:]:
-        t = "u32" if e["type"] == "bool" else e["type"]      # bool parameters travel as u32
-        out.append(f"    layout(offset = {e['offset']}) {p.type(t)} {p.globals[e['name']]};")
+        out.append(f"    layout(offset = {e['offset']}) {p.type(p.abi_type(e['type']))} {p.globals[e['name']]};")
     out += ["};", ""]
     out += [f"shared {p.declarator(t, p.globals[name])};" for name, t in kernel.shared.items()]
     out += ["uvec3 khal_workgroup_id;"] + (["uvec3 khal_global_id;"] if uses_global_id else []) + [""]

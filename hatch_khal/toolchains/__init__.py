@@ -34,9 +34,6 @@ class ToolchainError(Exception):
         self.error_lines = frozenset(error_lines)
         super().__init__(self.format())
 
-    def __reduce__(self) -> tuple[type[ToolchainError], tuple[Any, ...]]:  # survives a process pool's pickling
-        return type(self), (self.tool, self.summary, self.log, self.source, sorted(self.error_lines))
-
     def format(self) -> str:
         out = [f"{self.tool}: {self.summary}"]
         if self.log.strip():

@@ -71,15 +71,14 @@ def _text(library: ctypes.CDLL, program: c_void_p, get_size: str, get: str) -> s
     return buffer.value.decode(errors="replace")
 
 
-def compile_cuda(source: str, *, name: str, arch: str = "compute_75", options: tuple[str, ...] = ()) -> str:
+def compile_cuda(source: str, *, name: str, arch: str = "compute_75") -> str:
     """PTX text for the CUDA C++ `source`, compiled for the virtual architecture `arch`.
 
     `name` is the program's name in NVRTC's messages (a kernel's entry point keeps its own name when it is declared
-    `extern "C"`). `options` follow DEFAULT_OPTIONS and the architecture, so they can add to or override them
-    (`-lineinfo`, `-DNAME=1`). Raises ToolchainError with NVRTC's log and the numbered source when it fails.
+    `extern "C"`). Raises ToolchainError with NVRTC's log and the numbered source when it fails.
     """
     library = _nvrtc()
-    arguments = [*DEFAULT_OPTIONS, f"--gpu-architecture={arch}", *options]
+    arguments = [*DEFAULT_OPTIONS, f"--gpu-architecture={arch}"]
     argv = (c_char_p * len(arguments))(*(argument.encode() for argument in arguments))
     program = c_void_p()
     _check(library, library.nvrtcCreateProgram(byref(program), source.encode(), name.encode(), 0, None, None),
