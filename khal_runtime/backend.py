@@ -25,6 +25,9 @@ from .buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element
 
 T = TypeVar("T")
 
+# The device features kernels can require; the CPU and CUDA backends offer them all.
+ALL_FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
+
 
 class BackendError(RuntimeError):
     """A backend cannot be created or cannot do what was asked (a missing driver, feature or usage flag)."""
@@ -67,7 +70,6 @@ class Encoder(ABC):
 
     def __init__(self, backend: Backend):
         self.backend = backend
-        self.passes: list[Pass] = []
         self.submitted = False
 
     @abstractmethod
@@ -136,10 +138,13 @@ class Backend(ABC):
     def write_buffer(self, buffer: Buffer, data: Any, offset: int = 0) -> None:
         """Copy `data` into `buffer` at element `offset` (ordered before work submitted later)."""
         self.check_owner(buffer, "write_buffer")
-        array = np.ascontiguousarray(data, dtype=buffer.numpy_dtype).reshape(-1)
-        if np.asarray(data).dtype != buffer.numpy_dtype:
-            raise TypeError(f"write_buffer: the data is {np.asarray(data).dtype} but {buffer!r} holds "
+        array = np.asarray(data)
+        if array.dtype != buffer.numpy_dtype:
+            # data numpy cannot convert to the buffer's type raises numpy's own error, as it always did
+            np.ascontiguousarray(data, dtype=buffer.numpy_dtype)
+            raise TypeError(f"write_buffer: the data is {array.dtype} but {buffer!r} holds "
                             f"{buffer.dtype.ir}; convert it with .astype(np.{buffer.numpy_dtype})")
+        array = np.ascontiguousarray(array).reshape(-1)
         if offset < 0 or offset + array.size > buffer.length:
             raise IndexError(f"write_buffer: {array.size} elements at offset {offset} do not fit in a buffer of "
                              f"{buffer.length}")
@@ -204,8 +209,16 @@ class Backend(ABC):
     @abstractmethod
     def begin_encoding(self) -> Encoder: ...
 
+    def submit(self, encoder: Encoder) -> None:
+        """Send the encoder's work to the device (once)."""
+        if encoder.submitted:
+            raise RuntimeError("this encoder was already submitted")
+        encoder.submitted = True
+        self._submit(encoder)
+
     @abstractmethod
-    def submit(self, encoder: Encoder) -> None: ...
+    def _submit(self, encoder: Encoder) -> None:
+        """Send the work of an encoder not submitted before (`submit` has checked and marked it)."""
 
     @abstractmethod
     def synchronize(self) -> None: ...

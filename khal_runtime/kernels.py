@@ -183,8 +183,7 @@ class Kernel:
                          for b in info["buffers"]]
         self._scalars = [(position[name], _struct_check(self.name, name, t, info["structs"][t])
                           if t in info["structs"] else _scalar_check(self.name, name, t)) for name, t in types.items()]
-        self._structs = {position[name]: [f for f, _ in info["structs"][t]] for name, t in types.items()
-                         if t in info["structs"]}
+        self._structs = tuple(position[name] for name, t in types.items() if t in info["structs"])
         self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
         self._arity = len(self.params)
         # kernels assume their buffers do not overlap (CUDA marks them __restrict__; WebGPU refuses a writable
@@ -213,7 +212,9 @@ class Kernel:
             if handles[i] is handles[j]:
                 self._alias_error(args)
         scalars = tuple([check(args[i]) for i, check in self._scalars]) if self._scalars else ()
-        if self.REQUIRES and (self._structs or type(self).unmet(*args) >= 0):
+        # the generated conditions read struct fields as attributes: a struct given as a dict takes the slow path
+        if self.REQUIRES and ((self._structs and any(isinstance(args[i], dict) for i in self._structs)) or
+                              type(self).unmet(*args) >= 0):
             self._check_requirements(args)
         if type(grid) is int and 0 <= grid <= self._max_threads_x:
             wx = self.workgroup_size[0]

@@ -11,12 +11,10 @@ import numpy as np
 
 from hatch_khal import ir
 
-from ..backend import Backend, Encoder, KernelFunction, Pass, ReadFuture
+from ..backend import ALL_FEATURES, Backend, Encoder, KernelFunction, Pass, ReadFuture
 from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
 from ..interpreter import execute
 from ..kernels import Indirect
-
-FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
 
 
 class CpuPass(Pass):
@@ -58,7 +56,7 @@ class CpuEncoder(Encoder):
 
 
 class CpuKernel(KernelFunction):
-    def __init__(self, kernel: ir.Kernel, info: dict, backend: CpuBackend):
+    def __init__(self, kernel: ir.Kernel, backend: CpuBackend):
         self.kernel, self.backend = kernel, backend
         self.dtypes = [np.dtype(ir.NUMPY[b.elem]) for b in kernel.buffers]
         self.structs = [kernel.structs.get(s.type) for s in kernel.scalars]
@@ -79,7 +77,7 @@ class CpuKernel(KernelFunction):
 
 class CpuBackend(Backend):
     name = "cpu"
-    features = FEATURES
+    features = ALL_FEATURES
 
     def __init__(self, subgroup_size: int = 32, check: bool = False):
         """`check=True` makes the interpreter report data races (slower)."""
@@ -103,10 +101,7 @@ class CpuBackend(Backend):
     def begin_encoding(self) -> CpuEncoder:
         return CpuEncoder(self)
 
-    def submit(self, encoder: Encoder) -> None:
-        if encoder.submitted:
-            raise RuntimeError("this encoder was already submitted")
-        encoder.submitted = True
+    def _submit(self, encoder: Encoder) -> None:
         for op in encoder.ops:
             op()
 
@@ -114,4 +109,4 @@ class CpuBackend(Backend):
         pass
 
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> CpuKernel:
-        return CpuKernel(ir.from_json(artifact("ir").decode()), info, self)
+        return CpuKernel(ir.from_json(artifact("ir").decode()), self)

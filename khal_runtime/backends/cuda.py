@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
+from ..backend import ALL_FEATURES, Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 from ..kernels import Indirect
-
-FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
+from ..lang import SCALAR_TYPES
 
 
 class CudaMemory:
@@ -77,8 +76,10 @@ class CudaKernel(KernelFunction):
                                "than the PTX version (see the PTX .version line)") from None
         self.block = tuple(info["workgroup_size"])
         # the ABI passes each buffer's element count: its byte size shifted right by log2 of the element size
-        self.count_shifts = [np.dtype(_NUMPY[b["elem"]]).itemsize.bit_length() - 1 for b in info["buffers"]]
+        self.count_shifts = [np.dtype(SCALAR_TYPES[b["elem"]].numpy).itemsize.bit_length() - 1
+                             for b in info["buffers"]]
         self.struct_params = [s["type"] in info["structs"] for s in info["scalars"]]
+        self.has_struct = any(self.struct_params)
         self.pack = struct.Struct(info["cuda_params"]["format"]).pack
         self.launch = self.function._launch_kernel
 
@@ -87,12 +88,14 @@ class CudaKernel(KernelFunction):
         for memory, shift in zip(buffers, self.count_shifts):
             args.append(memory.pointer)
             args.append(memory.nbytes >> shift)
-        if scalars:
+        if self.has_struct:
             for value, is_struct in zip(scalars, self.struct_params):
                 if is_struct:
                     args += value
                 else:
                     args.append(value)
+        else:
+            args += scalars
         if type(grid) is not tuple:
             grid = self.backend.indirect_counts(grid)
         if 0 in grid:
@@ -100,13 +103,9 @@ class CudaKernel(KernelFunction):
         self.launch(grid, self.block, self.pack(*args), 0, self.backend.stream)
 
 
-_NUMPY = {"i32": "int32", "u32": "uint32", "i64": "int64", "u64": "uint64", "f16": "float16", "f32": "float32",
-          "f64": "float64"}
-
-
 class CudaBackend(Backend):
     name = "cuda"
-    features = FEATURES
+    features = ALL_FEATURES
 
     def __init__(self, device: int = 0):
         try:
@@ -205,10 +204,8 @@ class CudaBackend(Backend):
     def begin_encoding(self) -> CudaEncoder:
         return CudaEncoder(self)
 
-    def submit(self, encoder: Encoder) -> None:
-        if encoder.submitted:
-            raise RuntimeError("this encoder was already submitted")
-        encoder.submitted = True
+    def _submit(self, encoder: Encoder) -> None:
+        pass                    # every dispatch and copy was launched on the stream as it was recorded
 
     def synchronize(self) -> None:
         self.stream.synchronize()

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from hatch_khal.abi import pack_format
+
 from ..backend import Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
 from ..kernels import Indirect
@@ -117,17 +119,6 @@ def choose_adapter(prefer: str | None = None) -> Any:
                            "install Mesa's lavapipe (Debian/Ubuntu: mesa-vulkan-drivers)")
     good.sort(key=lambda a: ADAPTER_RANK.get(a.info.get("adapter_type"), 4))
     return good[0]
-
-
-def _pack_format(layout: dict) -> tuple[str, bool]:
-    """The struct format of the whole immediates block (little-endian, padding as `x`), and whether any parameter is
-    a struct (whose field values must be flattened)."""
-    fmt, end, has_struct = "<", 0, False
-    for e in layout["fields"]:
-        fmt += "x" * (e["offset"] - end) + e["format"]
-        end = e["offset"] + e["size"]
-        has_struct |= e["kind"] == "struct"
-    return fmt + "x" * (layout["size"] - end), has_struct
 
 
 # --- the commands of the hot path -----------------------------------------------------------------------------------
@@ -286,7 +277,6 @@ class WebGpuEncoder(Encoder):
     def begin_pass(self, label: str = "", timestamps: bool = False) -> WebGpuPass:
         self._check_recording("begin_pass")
         pass_ = WebGpuPass(self, label, timestamps)
-        self.passes.append(pass_)
         self.open_pass = pass_
         return pass_
 
@@ -329,9 +319,10 @@ class WebGpuKernel(KernelFunction):
             raise BackendError(f"kernel {self.name} needs {size} bytes of immediates (push constants), but "
                                f"{backend.device_name} offers {backend.limits['max-immediate-size']}; pass fewer "
                                "or smaller scalar parameters")
-        fmt, self.has_struct = _pack_format(layout)
-        self.pack_into = struct.Struct(fmt).pack_into
-        self.buffer_count = n = len(info["buffers"])
+        self.pack_into = struct.Struct(pack_format(layout["fields"], size)).pack_into
+        # struct parameters arrive as lists of their field values, to be flattened
+        self.has_struct = any(e["kind"] == "struct" for e in layout["fields"])
+        n = len(info["buffers"])
         if n > backend.limits["max-storage-buffers-per-shader-stage"]:
             raise BackendError(f"kernel {self.name} binds {n} storage buffers, but {backend.device_name} allows "
                                f"{backend.limits['max-storage-buffers-per-shader-stage']} per shader stage")
@@ -491,41 +482,35 @@ class WebGpuBackend(Backend):
                                "at an odd offset or count (the host merges the partial 4-byte words at both ends)")
         first, end = start & ~3, _align4(start + nbytes)
         merged = np.empty(end - first, np.uint8)
-        head = self._read_bytes(buffer.handle, first, 4)
-        tail = self._read_bytes(buffer.handle, end - 4, 4)
-        merged[:4], merged[-4:] = head, tail
+        head = self._start_read(buffer.handle, first, 4, np.uint8, 4)
+        tail = self._start_read(buffer.handle, end - 4, 4, np.uint8, 4)
+        merged[:4], merged[-4:] = head(), tail()
         merged[start - first:start - first + nbytes] = data.view(np.uint8)
         self.queue.write_buffer(buffer.handle, first, merged)
 
-    def _read_bytes(self, handle: Any, offset: int, nbytes: int) -> np.ndarray:
+    def _start_read(self, handle: Any, offset: int, nbytes: int, dtype: np.dtype, count: int
+                    ) -> Callable[[], np.ndarray]:
+        """Start copying `nbytes` from `offset` of a device buffer into a staging buffer and mapping it; the function
+        returned waits for the mapping and gives the first `count` elements of `dtype`."""
         staging = self.device.create_buffer(size=nbytes, usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
         encoder = self.device.create_command_encoder()
         encoder.copy_buffer_to_buffer(handle, offset, staging, 0, nbytes)
-        self.queue.submit([encoder.finish()])
-        staging.map_sync(wgpu.MapMode.READ)
-        data = np.frombuffer(staging.read_mapped(copy=True), np.uint8)
-        staging.unmap()
-        staging.destroy()
-        return data
-
-    def _read(self, buffer: ReadOnlyBuffer) -> ReadFuture:
-        dtype, length = buffer.numpy_dtype, buffer.length
-        if length == 0:
-            return ReadFuture(lambda: np.empty(0, dtype))
-        size = _align4(buffer.nbytes)
-        staging = self.device.create_buffer(size=size, usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
-        encoder = self.device.create_command_encoder()
-        encoder.copy_buffer_to_buffer(buffer.handle, 0, staging, 0, size)
         self.queue.submit([encoder.finish()])
         promise = staging.map_async(wgpu.MapMode.READ)
 
         def wait() -> np.ndarray:
             promise.sync_wait()
-            data = np.frombuffer(staging.read_mapped(copy=True), dtype, count=length)
+            data = np.frombuffer(staging.read_mapped(copy=True), dtype, count=count)
             staging.unmap()
             staging.destroy()
             return data
-        return ReadFuture(wait)
+        return wait
+
+    def _read(self, buffer: ReadOnlyBuffer) -> ReadFuture:
+        dtype, length = buffer.numpy_dtype, buffer.length
+        if length == 0:
+            return ReadFuture(lambda: np.empty(0, dtype))
+        return ReadFuture(self._start_read(buffer.handle, 0, _align4(buffer.nbytes), dtype, length))
 
     # --- bind groups ------------------------------------------------------------------------------------------
 
@@ -592,11 +577,11 @@ class WebGpuBackend(Backend):
         """Send the encoder's work to the device; a pass still open is ended first."""
         if not isinstance(encoder, WebGpuEncoder) or encoder.backend is not self:
             raise BackendError(f"submit: {encoder!r} was not begun on this backend")
-        if encoder.submitted:
-            raise RuntimeError("this encoder was already submitted")
-        if encoder.open_pass is not None:
+        if encoder.open_pass is not None:       # never once submitted: a submitted encoder refuses begin_pass
             encoder.open_pass.end()
-        encoder.submitted = True
+        super().submit(encoder)
+
+    def _submit(self, encoder: WebGpuEncoder) -> None:  # type: ignore[override]
         try:
             commands = encoder.raw.finish()
         except Exception as e:        # wgpu validates the recorded commands here (a GPUValidationError)
@@ -634,10 +619,6 @@ class WebGpuBackend(Backend):
         key = (info["id"], info["artifacts"].get("spirv", {}).get("sha256", ""))
         kernel = self.kernels.get(key)
         if kernel is None:
-            missing = set(info.get("features", ())) - self.features
-            if missing:
-                raise BackendError(f"kernel {info['id']} needs device features that {self.device_name} lacks: "
-                                   f"{', '.join(sorted(missing))}")
             kernel = self.kernels[key] = WebGpuKernel(self, info, artifact("spirv"))
         return kernel
 
