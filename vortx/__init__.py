@@ -23,6 +23,7 @@ from khal_runtime.lang import f16, f32, i32, u32
 
 from . import ops
 from .devices import Device, device
+from .gemm import matmul
 from .ops import ShapeError
 from .tensor import Tensor
 
@@ -74,13 +75,6 @@ def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None,
            device: Device | str | None = None) -> Tensor:
     """numpy.arange, as a tensor (i32 for integer bounds, f32 otherwise, unless `dtype` says)."""
     return tensor(np.arange(start, stop, step) if stop is not None else np.arange(start, step=step), dtype, device)
-
-
-def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
-    """a @ b over the last two dimensions, batched over the leading ones; `variant` picks the kernel ("auto",
-    "naive", "tiled", "blocked")."""
-    from .gemm import matmul as gemm
-    return gemm(a, b, variant)
 
 
 def _shape(shape: Any) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ import numpy as np
 
 import vortx as vx
 
-from .gemm import bench_gemm
+from .gemm import choose, matmul
 
 ROWS: list[tuple[str, ...]] = []
 
@@ -35,6 +35,17 @@ def median_seconds(run: Callable[[], None], sync: Callable[[], None], repeats: i
         sync()
         times.append(time.perf_counter() - start)
     return sorted(times)[repeats // 2]
+
+
+def device_seconds(device: vx.Device, run: Callable[[], None], repeats: int) -> float | None:
+    """Median seconds of `run` on the device (pass timestamps), or None where the device cannot time passes."""
+    device.timestamps = True
+    times = []
+    for _ in range(repeats):
+        run()
+        times.append(device.gpu_seconds())
+    device.timestamps = False
+    return None if None in times else sorted(times)[repeats // 2]
 
 
 def row(*cells: str) -> None:
@@ -83,18 +94,76 @@ def bench_gpu(device: vx.Device, n: int, repeats: int, gemm_sizes: tuple[int, ..
             for _ in range(loops):
                 op(a, b)
         wall = moved * n * loops / median_seconds(run, device.synchronize, repeats)
-        device.timestamps = True
-        times = []
-        for _ in range(repeats):
-            run()
-            times.append(device.gpu_seconds())
-        device.timestamps = False
-        on_device = moved * n * loops / sorted(times)[repeats // 2] if None not in times else None
+        seconds = device_seconds(device, run, repeats)
+        on_device = moved * n * loops / seconds if seconds is not None else None
         shown = f"{on_device / 1e9:.0f}" if on_device else "-"
         ratio = f"{on_device / copy_bw:.2f}x" if on_device else "-"
         row(name, shown, f"{wall / 1e9:.0f}", f"{copy_bw / 1e9:.0f}", ratio, f"{wall / copy_bw:.2f}x", goal)
     for line in bench_gemm(device, gemm_sizes):
         row(*line)
+
+
+def gemm_loops(size: int) -> int:
+    """Products of `size` per timed batch: enough to last a while, at most 50."""
+    return max(1, min(50, int(2e10 // size**3)))
+
+
+def gemm_seconds(device: vx.Device, size: int, variant: str = "auto",
+                 repeats: int = 5) -> tuple[float, float | None]:
+    """Median seconds of one f32 (size x size) @ (size x size) on `device`, over batches of runs after a warm-up: on
+    the wall clock, and on the device (pass timestamps; None where it cannot time passes). Each product is submitted
+    as soon as it is recorded, so that the device runs it while Python records the next (on WebGPU, recording a
+    batch before submitting it would leave the GPU idle meanwhile)."""
+    rng = np.random.default_rng(0)
+    a, b = (vx.tensor(rng.random((size, size), dtype=np.float32), device=device) for _ in range(2))
+    loops = gemm_loops(size)
+
+    def products() -> None:
+        for _ in range(loops):
+            matmul(a, b, variant)
+            device.flush()
+    wall = median_seconds(products, device.synchronize, repeats) / loops
+    seconds = device_seconds(device, products, repeats)
+    return wall, None if seconds is None else seconds / loops
+
+
+def torch_seconds(size: int, repeats: int = 5) -> float | None:
+    """Median seconds of torch.matmul at `size` on CUDA with TF32 off, or None without torch or a GPU."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = (torch.rand(size, size, device="cuda") for _ in range(2))
+    loops = gemm_loops(size)
+
+    def products() -> None:
+        for _ in range(loops):
+            torch.matmul(a, b)
+    return median_seconds(products, torch.cuda.synchronize, repeats) / loops
+
+
+def bench_gemm(device: vx.Device, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> list[tuple[str, ...]]:
+    """Rows of a table (a header, then a row per size): vortx's f32 gemm in TFLOP/s on the device and on the wall
+    clock, torch.matmul's with TF32 off on the same GPU when torch has CUDA (wall clock: CUDA queues its launches,
+    so the GPU never waits for Python), the ratios and the target."""
+    goal = ">= 0.5x" if device.backend.name == "cuda" else ">= 0.35x"
+    rows = [("f32 gemm (variant)", "TFLOP/s (device)", "TFLOP/s (wall)", "torch TFLOP/s", "ratio (device)",
+             "ratio (wall)", "target")]
+    for size in sizes:
+        tflops = 2 * size**3 / 1e12
+        wall, on_device = gemm_seconds(device, size)
+        theirs = torch_seconds(size)
+        name = f"{size}^3 ({choose('auto', size, size, size, 1).ID.rsplit('.', 1)[-1]})"
+        cells = [f"{tflops / on_device:.3g}" if on_device else "-", f"{tflops / wall:.3g}"]
+        if theirs is None:
+            rows.append((name, *cells, "-", "-", "-", goal))
+            continue
+        ratio = f"{theirs / on_device:.2f}x" if on_device else "-"
+        rows.append((name, *cells, f"{tflops / theirs:.3g}", ratio, f"{theirs / wall:.2f}x", goal))
+    return rows
 
 
 def bench_cpu(device: vx.Device, n: int, repeats: int) -> None:

@@ -25,11 +25,7 @@ costly there), the naive one does up to about 64^3 and for matrix-vector product
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from khal_runtime import workgroups
 from khal_runtime.lang import f32
@@ -39,7 +35,6 @@ from shaders.vortx.gemm import TILE, WG
 from .ops import ShapeError, broadcast_shapes, broadcast_strides, same_device
 
 if TYPE_CHECKING:
-    from .devices import Device
     from .tensor import Tensor
 
 VARIANTS = ("auto", "naive", "tiled", "blocked")
@@ -54,7 +49,8 @@ BLOCKS = {(cls.TEMPLATE["TM"], cls.TEMPLATE["TN"]): cls for cls in GEMM_BLOCKED}
 
 
 def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
-    """`a @ b`: (..., M, K) @ (..., K, N) -> (..., M, N), the leading dimensions broadcast as numpy does."""
+    """`a @ b`: (..., M, K) @ (..., K, N) -> (..., M, N), the leading dimensions broadcast as numpy does;
+    `variant` picks the kernel ("auto", "naive", "tiled", "blocked")."""
     from .tensor import Tensor
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"vortx.matmul: expected two tensors, not {type(a).__name__} and {type(b).__name__}")
@@ -107,6 +103,13 @@ def _tiles(m: int, n: int, tm: int, tn: int) -> int:
     return -(-m // (WG * tm)) * -(-n // (WG * tn))
 
 
+def block(cls: type) -> tuple[int, int]:
+    """The rows and columns of C that a workgroup of the kernel class `cls` computes."""
+    if cls is GemmNaive or cls is GemmTiled:
+        return TILE, TILE
+    return WG * cls.TEMPLATE["TM"], WG * cls.TEMPLATE["TN"]
+
+
 def run(out: Tensor, a: Tensor, b: Tensor, cls: type) -> None:
     """Record `out = a @ b` with the kernel class `cls` (out: contiguous, of the broadcast shape)."""
     *batch, m, n = out.shape
@@ -115,88 +118,9 @@ def run(out: Tensor, a: Tensor, b: Tensor, cls: type) -> None:
     a_s = broadcast_strides(a, (*batch, m, k))      # (N, C, row, column) strides, 0 where broadcast
     b_s = broadcast_strides(b, (*batch, k, n))
     total = batch[0] * batch[1]
-    if cls is GemmNaive or cls is GemmTiled:
-        x, y = -(-n // TILE), -(-m // TILE)
-    else:
-        x, y = -(-n // (WG * cls.TEMPLATE["TN"])), -(-m // (WG * cls.TEMPLATE["TM"]))
+    block_m, block_n = block(cls)
+    x, y = -(-n // block_n), -(-m // block_m)
     for z0 in range(0, total, MAX_Z):
         g = Gemm(m, n, k, total, batch[1], z0, a.offset, *a_s, b.offset, *b_s)
         out.device.dispatch(cls, workgroups(x, y, min(MAX_Z, total - z0)), out.buffer, a.buffer, b.buffer, g)
 
-
-# --- benchmark ---------------------------------------------------------------------------------------------------
-
-def gemm_seconds(device: Device, size: int, variant: str = "auto", repeats: int = 5) -> tuple[float, float | None]:
-    """Median seconds of one f32 (size x size) @ (size x size) on `device`, over batches of runs after a warm-up: on
-    the wall clock, and on the device (pass timestamps; None where it cannot time passes). Each product is submitted
-    as soon as it is recorded, so that the device runs it while Python records the next (on WebGPU, recording a
-    batch before submitting it would leave the GPU idle meanwhile)."""
-    import vortx as vx
-    rng = np.random.default_rng(0)
-    a, b = (vx.tensor(rng.random((size, size), dtype=np.float32), device=device) for _ in range(2))
-    loops = max(1, min(50, int(2e10 // size**3)))
-
-    def products() -> None:
-        for _ in range(loops):
-            matmul(a, b, variant)
-            device.flush()
-    wall = _median(products, device.synchronize, repeats) / loops
-    device.timestamps = True
-    times = []
-    for _ in range(repeats):
-        products()
-        times.append(device.gpu_seconds())
-    device.timestamps = False
-    on_device = None if None in times else sorted(times)[repeats // 2] / loops
-    return wall, on_device
-
-
-def torch_seconds(size: int, repeats: int = 5) -> float | None:
-    """Median seconds of torch.matmul at `size` on CUDA with TF32 off, or None without torch or a GPU."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    torch.backends.cuda.matmul.allow_tf32 = False
-    a, b = (torch.rand(size, size, device="cuda") for _ in range(2))
-    loops = max(1, min(50, int(2e10 // size**3)))
-
-    def products() -> None:
-        for _ in range(loops):
-            torch.matmul(a, b)
-    return _median(products, torch.cuda.synchronize, repeats) / loops
-
-
-def _median(work: Callable[[], None], sync: Callable[[], None], repeats: int) -> float:
-    work()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        sync()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[repeats // 2]
-
-
-def bench_gemm(device: Device, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> list[tuple[str, ...]]:
-    """Rows of a table (a header, then a row per size): vortx's f32 gemm in TFLOP/s on the device and on the wall
-    clock, torch.matmul's with TF32 off on the same GPU when torch has CUDA (wall clock: CUDA queues its launches,
-    so the GPU never waits for Python), the ratios and the target."""
-    goal = ">= 0.5x" if device.backend.name == "cuda" else ">= 0.35x"
-    rows = [("f32 gemm (variant)", "TFLOP/s (device)", "TFLOP/s (wall)", "torch TFLOP/s", "ratio (device)",
-             "ratio (wall)", "target")]
-    for size in sizes:
-        tflops = 2 * size**3 / 1e12
-        wall, on_device = gemm_seconds(device, size)
-        theirs = torch_seconds(size)
-        name = f"{size}^3 ({choose('auto', size, size, size, 1).ID.rsplit('.', 1)[-1]})"
-        cells = [f"{tflops / on_device:.3g}" if on_device else "-", f"{tflops / wall:.3g}"]
-        if theirs is None:
-            rows.append((name, *cells, "-", "-", "-", goal))
-            continue
-        ratio = f"{theirs / on_device:.2f}x" if on_device else "-"
-        rows.append((name, *cells, f"{tflops / theirs:.3g}", ratio, f"{theirs / wall:.2f}x", goal))
-    return rows

@@ -28,6 +28,7 @@ from shaders._generated.vortx.elementwise import (
     Strided,
 )
 from shaders._generated.vortx.transpose import TRANSPOSE_TILES, Tiles
+from shaders.vortx import elementwise
 from shaders.vortx.elementwise import PER_THREAD
 from shaders.vortx.transpose import TILE
 
@@ -35,11 +36,11 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 MAX_RANK = 4
-ARITH = ("add", "sub", "mul", "max", "min")      # f32, i32 and u32
-FLOAT_OPS = ("div", "pow")                       # f32 only
-FLOAT_UNARY = ("copy", "neg", "abs", "inv", "exp", "log", "sqrt", "silu", "gelu", "relu")
-INT_UNARY = ("copy", "neg", "abs")
-NUMERIC = (f32, i32, u32)                        # types with arithmetic; f16 is for storage
+ARITH = elementwise.ARITH.values                 # f32, i32 and u32
+FLOAT_OPS = elementwise.FLOAT_OP.values          # f32 only
+FLOAT_UNARY = elementwise.UNARY.values
+INT_UNARY = elementwise.INT_UNARY.values
+NUMERIC = elementwise.T.values                   # types with arithmetic (f32, i32, u32); f16 is for storage
 
 
 def _index(family: tuple) -> dict[tuple, type]:
@@ -110,7 +111,7 @@ def layout(out: Tensor, a: Tensor | None = None, b: Tensor | None = None) -> tup
             continue
         strides = broadcast_strides(t, shape) if t is not out else t.strides
         fields += [t.offset, *((0,) * pad + strides)]
-        dense = dense and t.offset == 0 and t.shape == shape and t.is_contiguous()
+        dense = dense and (t is out or t.offset == 0 and t.shape == shape and t.is_contiguous())
     return Strided(*fields), dense
 
 
@@ -147,13 +148,17 @@ def threads(n: int, dense: bool) -> int:
 
 
 def dispatch(family: tuple, out: Tensor, *args: Any, a: Tensor | None = None, b: Tensor | None = None,
-             **template: str) -> Tensor:
-    """Run one elementwise kernel over `out` (nothing to do for an empty tensor)."""
+             after: tuple = (), **template: str) -> Tensor:
+    """Run one elementwise kernel over `out` (nothing to do for an empty tensor): its arguments are `out`, the
+    tensors `a` and `b` that are given, `args`, the layout, the size, `dense`, then `after`."""
+    # the kernel cannot read the buffer it writes through another binding: inputs that share it are copied first
+    a, b = (t.copy() if t is not None and t.storage is out.storage else t for t in (a, b))
     n = out.size
     if n:
         lay, dense = layout(out, a, b)
         tensors = [t.buffer for t in (a, b) if t is not None]
-        out.device.dispatch(pick(family, **template), threads(n, dense), out.buffer, *tensors, *args, lay, n, dense)
+        out.device.dispatch(pick(family, **template), threads(n, dense), out.buffer, *tensors, *args, lay, n, dense,
+                            *after)
     return out
 
 
@@ -170,11 +175,8 @@ def binary(op: str, a: Tensor, b: Any, reverse: bool = False) -> Tensor:
     dtype = numeric(op, a, types=(f32,) if op in FLOAT_OPS else NUMERIC)
     s = scalar_value(op, b, dtype)
     out = a.device.empty(a.shape, dtype)
-    if out.size:
-        lay, dense = layout(out, a)
-        cls = pick(BINARY_FLOAT_SCALAR if op in FLOAT_OPS else BINARY_SCALAR, **_op(op, dtype))
-        out.device.dispatch(cls, threads(out.size, dense), out.buffer, a.buffer, s, lay, out.size, dense, reverse)
-    return out
+    family = BINARY_FLOAT_SCALAR if op in FLOAT_OPS else BINARY_SCALAR
+    return dispatch(family, out, s, a=a, after=(reverse,), **_op(op, dtype))
 
 
 def update(op: str, x: Tensor, b: Any) -> Tensor:
@@ -187,8 +189,6 @@ def update(op: str, x: Tensor, b: Any) -> Tensor:
         if broadcast_shapes(name, x.shape, b.shape) != x.shape:
             raise ShapeError(f"vortx.{name}: a tensor of shape {x.shape} cannot be updated in place with one of "
                              f"shape {b.shape}")
-        if b.storage is x.storage:
-            b = b.copy()                    # the kernel cannot read the buffer it writes through another binding
         return dispatch(UPDATE_FLOAT if op in FLOAT_OPS else UPDATE, x, b=b, **_op(op, dtype))
     dtype = numeric(name, x, types=(f32,) if op in FLOAT_OPS else NUMERIC)
     family = UPDATE_FLOAT_SCALAR if op in FLOAT_OPS else UPDATE_SCALAR
@@ -219,11 +219,16 @@ def convert(a: Tensor, dtype: type, out: Tensor | None = None) -> Tensor:
         tiles = _tiles(a)
         if tiles is not None:
             out = a.device.empty(a.shape, dtype)
-            groups = -(-tiles.n_a // TILE) * -(-tiles.n_b // TILE) * tiles.n_p * tiles.n_q
-            a.device.dispatch(pick(TRANSPOSE_TILES, T=dtype.ir), workgroups(groups), out.buffer, a.buffer, tiles)
+            a.device.dispatch(pick(TRANSPOSE_TILES, T=dtype.ir), workgroups(tile_groups(tiles)), out.buffer,
+                              a.buffer, tiles)
             return out
     out = out if out is not None else a.device.empty(a.shape, dtype)
     return dispatch(CONVERT, out, a=a, SRC=a.dtype.ir, DST=dtype.ir)
+
+
+def tile_groups(tiles: Tiles) -> int:
+    """The workgroups of a tiled transposing copy: one per TILE x TILE tile of each (p, q) batch."""
+    return -(-tiles.n_a // TILE) * -(-tiles.n_b // TILE) * tiles.n_p * tiles.n_q
 
 
 def _tiles(a: Tensor) -> Tiles | None:

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 from khal_runtime import workgroups
 from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, REDUCE_RUN, Axis
-from shaders.vortx.reduce import AXIS_CHUNK, ROW_CHUNK, ROWS, RUN_CHUNK, TILE, WORKGROUP
+from shaders.vortx.reduce import AXIS_CHUNK, OP, ROW_CHUNK, ROWS, RUN_CHUNK, TILE, WORKGROUP
 
 from .ops import ShapeError, numeric, pick
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-OPS = ("sum", "prod", "min", "max", "sqnorm")
+OPS = OP.values                 # ("sum", "prod", "min", "max", "sqnorm")
 
 Dim = tuple[int, int]       # (size, stride in elements)
 

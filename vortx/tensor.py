@@ -16,7 +16,9 @@ from khal_runtime.buffers import element_type
 
 from . import ops
 from .devices import Device, Storage
+from .gemm import matmul
 from .ops import ShapeError, broadcast_shapes, broadcast_strides, check_rank, contiguous_strides, numel
+from .reduce import reduce
 
 
 class Tensor:
@@ -99,7 +101,7 @@ class Tensor:
 
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
         """Like `view`, copying the tensor first when it is not contiguous."""
-        source = self if self.is_contiguous() else self.contiguous()
+        source = self.contiguous()
         new = _shape_arg("reshape", shape, self.size)
         return source._view(new, contiguous_strides(new), source.offset)
 
@@ -270,7 +272,6 @@ class Tensor:
         return ops.unary("abs", self)
 
     def __matmul__(self, other: Tensor) -> Tensor:
-        from .gemm import matmul
         return matmul(self, other)
 
     def add(self, other: Any) -> Tensor:
@@ -327,24 +328,19 @@ class Tensor:
     # --- reductions ----------------------------------------------------------------------------------------------
 
     def sum(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        from .reduce import reduce
         return reduce(self, "sum", axis, keepdims)
 
     def prod(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        from .reduce import reduce
         return reduce(self, "prod", axis, keepdims)
 
     def min(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        from .reduce import reduce
         return reduce(self, "min", axis, keepdims)
 
     def max(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        from .reduce import reduce
         return reduce(self, "max", axis, keepdims)
 
     def sqnorm(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The sum of squares."""
-        from .reduce import reduce
         return reduce(self, "sqnorm", axis, keepdims)
 
 

@@ -28,13 +28,13 @@ from shaders._generated.vortx.elementwise import (
     UPDATE_SCALAR,
     Strided,
 )
+from shaders.vortx.elementwise import GELU_C
 from vortx.ops import threads
 
 SIZES = (2, 64, 1000, 1, 63, 1001)
 NP = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "u32": np.uint32}
 ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 FLOAT_OPS = {"div": np.divide, "pow": np.power}
-GELU_C = 0.7978845608028654
 FLOAT_UNARY = {
     "copy": lambda x: x, "neg": np.negative, "abs": np.abs, "inv": lambda x: 1 / x, "exp": np.exp, "log": np.log,
     "sqrt": np.sqrt, "silu": lambda x: x / (1 + np.exp(-x)), "relu": lambda x: np.maximum(x, 0),
@@ -169,17 +169,16 @@ def _register_all() -> None:
                  lambda g, op=op: FLOAT_OPS[op](x(g), b(g)), TOLERANCE[op], written="x")
     for cls in UPDATE_SCALAR:
         t, op = cls.TEMPLATE["T"], cls.TEMPLATE["ARITH"]
-        register(cls, lambda rng, n, t=t: {"x": buffers(rng, n, "out", {}, out_type=t)["out"],
-                                           "s": values(rng, 1, t)[0].item()},
+        register(cls, lambda rng, n, t=t: {**buffers(rng, n, "x", {}, out_type=t), "s": values(rng, 1, t)[0].item()},
                  lambda g, op=op, t=t: ARITH[op](x(g), NP[t](g["s"])), written="x")
     for cls in UPDATE_FLOAT_SCALAR:
         op = cls.TEMPLATE["FLOAT_OP"]
-        register(cls, lambda rng, n: {"x": np.abs(buffers(rng, n, "out", {}, out_type="f32")["out"]) + np.float32(1),
+        register(cls, lambda rng, n: {"x": np.abs(buffers(rng, n, "x", {}, out_type="f32")["x"]) + np.float32(1),
                                       "s": 0.75},
                  lambda g, op=op: FLOAT_OPS[op](x(g), np.float32(g["s"])), TOLERANCE[op], written="x")
     for cls in FILL:
         t = cls.TEMPLATE["T"]
-        register(cls, lambda rng, n, t=t: {"x": buffers(rng, n, "out", {}, out_type=t)["out"], "s": 7},
+        register(cls, lambda rng, n, t=t: {**buffers(rng, n, "x", {}, out_type=t), "s": 7},
                  lambda g, t=t: np.full(g["n"], 7, NP[t]), written="x")
 
 

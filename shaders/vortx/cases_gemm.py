@@ -12,7 +12,7 @@ import numpy as np
 from khal_runtime import workgroups
 from khal_runtime.testing import Args, Case
 from shaders._generated.vortx.gemm import GEMM_BLOCKED, Gemm, GemmNaive, GemmTiled
-from shaders.vortx.gemm import TILE, WG
+from vortx.gemm import block
 
 BATCH = (2, 3)
 A_OFF, B_OFF = 3, 5
@@ -44,7 +44,6 @@ def grid(block_m: int, block_n: int):
     return lambda a: workgroups(-(-a["g"].n // block_n), -(-a["g"].m // block_m), a["g"].batch)
 
 
-for cls, block_m, block_n in [(GemmNaive, TILE, TILE), (GemmTiled, TILE, TILE),
-                              *((c, WG * c.TEMPLATE["TM"], WG * c.TEMPLATE["TN"]) for c in GEMM_BLOCKED)]:
-    CASES.append(Case(cls, inputs=inputs, reference=reference, grid=grid(block_m, block_n),
+for cls in (GemmNaive, GemmTiled, *GEMM_BLOCKED):
+    CASES.append(Case(cls, inputs=inputs, reference=reference, grid=grid(*block(cls)),
                       sizes=(1, 2, 17, 64, 130, 203), tolerance={"c": 1e-5}))

@@ -12,7 +12,7 @@ import numpy as np
 from khal_runtime import workgroups
 from khal_runtime.testing import Args, Case
 from shaders._generated.vortx.transpose import TRANSPOSE_TILES, Tiles
-from shaders.vortx.transpose import TILE
+from vortx.ops import tile_groups
 
 PERM = (1, 3, 0, 2)
 OFFSET = 7
@@ -37,8 +37,7 @@ def inputs(rng: np.random.Generator, n: int, t: str) -> Args:
 
 
 def grid(args: Args) -> object:
-    v = args["v"]
-    return workgroups(-(-v.n_a // TILE) * -(-v.n_b // TILE) * v.n_p * v.n_q)
+    return workgroups(tile_groups(args["v"]))
 
 
 for cls in TRANSPOSE_TILES:

@@ -47,8 +47,8 @@ WG = 16                 # gemm_blocked: a workgroup of WG x WG threads
 TM = template(8, 4)     # a thread's micro-tile is TM x TN, the workgroup's block BM x BN = (WG*TM) x (WG*TN)
 TN = template(8, 4)
 BK = 8                  # the depth of a slice of A and B in shared memory
-# BM and BN are written out as WG * TM and WG * TN in the kernel: a module-level BM = WG * TM would be a
-# compile-time constant for the kernel compiler, but Python cannot evaluate it, and this module must import.
+BM = WG * TM            # the rows of C a workgroup of gemm_blocked computes
+BN = WG * TN            # and its columns
 
 
 @struct
@@ -139,8 +139,8 @@ def gemm_blocked(c: MutBuf[f32], a: Buf[f32], b: Buf[f32], g: Gemm):
     # a_s[buffer, k, quad, r]: a slice of A, transposed, row 4 * quad + r; b_s likewise for columns of B. A quad
     # is a thread's 16-byte read, its index the same for every k and buffer; one spare quad per k spreads the
     # k-fast stores over 32 banks.
-    a_s = shared(f32, 2, BK, WG * TM // 4 + 1, 4)
-    b_s = shared(f32, 2, BK, WG * TN // 4 + 1, 4)
+    a_s = shared(f32, 2, BK, BM // 4 + 1, 4)
+    b_s = shared(f32, 2, BK, BN // 4 + 1, 4)
     acc = array(f32, TM, TN)
     a_frag = array(f32, TM)
     b_frag = array(f32, TN)
@@ -149,20 +149,20 @@ def gemm_blocked(c: MutBuf[f32], a: Buf[f32], b: Buf[f32], g: Gemm):
     tx = local_id().x
     ty = local_id().y
     z = g.z0 + workgroup_id().z
-    row0 = workgroup_id().y * (WG * TM)
-    col0 = workgroup_id().x * (WG * TN)
+    row0 = workgroup_id().y * BM
+    col0 = workgroup_id().x * BN
     # A thread brings parts t + WG*WG*p of each slice, in an order where neighbouring threads read neighbouring
     # addresses: along k first where the operand is contiguous along k, else along i (A's rows, B's columns).
     # Part p is then the element (i0 + p * di, k0 + p * dk) of the slice, at ptr + p * step in the buffer.
     t = local_index()
     a_kfast = g.a_cs == 1 or g.a_rs != 1
     b_kfast = g.b_cs != 1 and g.b_rs == 1
-    a_i0 = t // BK if a_kfast else t % (WG * TM)
-    a_k0 = t % BK if a_kfast else t // (WG * TM)
+    a_i0 = t // BK if a_kfast else t % BM
+    a_k0 = t % BK if a_kfast else t // BM
     a_di = u32(WG * WG // BK) if a_kfast else u32(0)
     a_dk = u32(0) if a_kfast else u32(WG // TM)
-    b_i0 = t // BK if b_kfast else t % (WG * TN)
-    b_k0 = t % BK if b_kfast else t // (WG * TN)
+    b_i0 = t // BK if b_kfast else t % BN
+    b_k0 = t % BK if b_kfast else t // BN
     b_di = u32(WG * WG // BK) if b_kfast else u32(0)
     b_dk = u32(0) if b_kfast else u32(WG // TN)
     a_ptr = a_start(g, z) + (row0 + a_i0) * g.a_rs + a_k0 * g.a_cs
