@@ -1,6 +1,6 @@
 """This project's own Hatch build hook: the `khal` hook it ships, loaded from the source tree.
 
-A project that uses khal names the hook `khal` and lists `khal[build]` in its build requirements; khal itself
+A project that uses khal names the hook `khal` and lists `khal-gpu[build]` in its build requirements; khal itself
 cannot (it is the package being built), so hatchling loads this file as a custom hook instead.
 """
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from . import ir
+from khal_runtime import ir
 
 # struct-module characters of the parameter types (every scalar but f16); bool travels as a u32 holding 0 or 1
 FORMAT = {t: code for t, code in ir.STRUCT_CODE.items() if t != "f16"}

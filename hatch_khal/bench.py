@@ -1,7 +1,7 @@
 """`python -m hatch_khal.bench`: how long the build of the project's shader packages takes.
 
 Prints the full build (every kernel compiled, no cache), a rebuild from the cache, and the no-op rebuild as a user
-runs it (`khal build` in a new process on an unchanged tree; target: under 1 s). Run it in the project folder.
+runs it (`khal-gpu build` in a new process on an unchanged tree; target: under 1 s). Run it in the project folder.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> int:
           f"{compiled} SPIR-V and PTX artifacts")
     print(f"full build, no cache (in process):   {full:6.2f} s")
     print(f"rebuild from the cache (in process): {cached:6.2f} s")
-    print(f"no-op `khal build` (new process):     {noop:6.2f} s   (median of 5; target < 1 s: "
+    print(f"no-op `khal-gpu build` (new process):     {noop:6.2f} s   (median of 5; target < 1 s: "
           f"{'met' if noop < 1 else 'MISSED'})")
     return 0
 

@@ -2,8 +2,8 @@
 
 For each kernel instance: the front end gives the IR; the renderers give GLSL and CUDA; glslang + SPIRV-Tools and
 NVRTC compile them (in parallel threads, through the content-addressed cache). Everything is returned as
-`{path relative to the project: bytes}`, which the callers write into the source tree (`khal build`, the Hatch
-hook), hash into the lock, or compare with it (`khal check`).
+`{path relative to the project: bytes}`, which the callers write into the source tree (`khal-gpu build`, the Hatch
+hook), hash into the lock, or compare with it (`khal-gpu check`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import bindings, ir, manifest
+from khal_runtime import ir
+
+from . import bindings, manifest
 from .cache import Cache, default_directory, key
 from .frontend import compile_package
 
@@ -89,8 +91,10 @@ def toolchain_versions(options: Options) -> dict[str, str]:
 def stamp(root: Path, options: Options) -> str:
     """A hash of everything a build reads: shader sources, the compiler's own code, options, toolchains."""
     h = hashlib.sha256()
+    # the compiler: this package and the IR it builds (which lives with the runtime that executes it)
     compiler = Path(__file__).parent
     sources = [(p, p.relative_to(compiler).as_posix()) for p in sorted(compiler.rglob("*.py"))]
+    sources.append((Path(ir.__file__), "khal_runtime/ir.py"))
     for package in options.packages:
         directory = root / package.replace(".", "/")
         sources += [(p, p.relative_to(root).as_posix()) for p in sorted(directory.rglob("*.py"))

@@ -1,10 +1,11 @@
-"""`khal`: build, check, inspect and clean the kernels of the project in the current folder.
+"""`khal-gpu` (also `python -m hatch_khal`): build, check, inspect and clean the kernels of the project in the
+current folder.
 
-    khal build              compile every shader package into its _generated folder and update khal.lock
-    khal check              rebuild into a temporary folder; fail, listing each difference, if it differs from the lock
-    khal inspect KERNEL     a kernel's GLSL, CUDA, IR, binding, sizes and features
-    khal clean              remove the generated folders (and, with --cache, the compile cache)
-    khal info               backends, devices and features (from khal_runtime)
+    khal-gpu build          compile every shader package into its _generated folder and update khal.lock
+    khal-gpu check          rebuild into a temporary folder; fail, listing each difference, if it differs from the lock
+    khal-gpu inspect KERNEL a kernel's GLSL, CUDA, IR, binding, sizes and features
+    khal-gpu clean          remove the generated folders (and, with --cache, the compile cache)
+    khal-gpu info           backends, devices and features (from khal_runtime)
 
 Options are read from pyproject.toml: [tool.hatch.build.targets.wheel.hooks.khal] (or the `custom` hook table that
 this project uses for itself).
@@ -48,7 +49,7 @@ def find_root(start: Path) -> Path:
     for folder in (start, *start.parents):
         if (folder / "pyproject.toml").is_file():
             return folder
-    raise UsageError(f"no pyproject.toml in {start} or above it; run khal inside a project, or pass --root")
+    raise UsageError(f"no pyproject.toml in {start} or above it; run khal-gpu inside a project, or pass --root")
 
 
 def read_options(root: Path) -> Options:
@@ -70,7 +71,7 @@ def cmd_build(root: Path, options: Options, args) -> int:
     start = time.perf_counter()
     lock_path = root / LOCK_NAME
     if not args.force and up_to_date(root, options) and lock_matches_disk(root, lock_path):
-        print(f"khal: up to date ({time.perf_counter() - start:.2f} s)")
+        print(f"khal-gpu build: up to date ({time.perf_counter() - start:.2f} s)")
         return 0
     cache = Cache(None if args.no_cache else default_directory())
     files = build(root, options, cache, progress=show_progress(args))
@@ -80,7 +81,7 @@ def cmd_build(root: Path, options: Options, args) -> int:
         lock_path.write_text(lock)
         written.append(LOCK_NAME)
     kernels = sum(len(json.loads(data)["kernels"]) for path, data in files.items() if path.endswith("manifest.json"))
-    print(f"khal: {kernels} kernel instances, {len(files)} files, {len(written)} changed, "
+    print(f"khal-gpu build: {kernels} kernel instances, {len(files)} files, {len(written)} changed, "
           f"in {time.perf_counter() - start:.2f} s")
     return 0
 
@@ -97,26 +98,26 @@ def lock_matches_disk(root: Path, lock_path: Path) -> bool:
 def cmd_check(root: Path, options: Options, args) -> int:
     lock_path = root / LOCK_NAME
     if not lock_path.is_file():
-        print(f"khal check: {LOCK_NAME} is missing; run `khal build` and commit it", file=sys.stderr)
+        print(f"khal-gpu check: {LOCK_NAME} is missing; run `khal-gpu build` and commit it", file=sys.stderr)
         return 1
     start = time.perf_counter()
     cache = Cache(None if args.no_cache else default_directory())
     files = build(root, options, cache, progress=show_progress(args))
     found = differences(read_lock(lock_path), files, toolchain_versions(options), options.locked())
     if not found:
-        print(f"khal check: {len(files)} generated files match {LOCK_NAME} "
+        print(f"khal-gpu check: {len(files)} generated files match {LOCK_NAME} "
               f"({time.perf_counter() - start:.2f} s)")
         return 0
     folder = Path(tempfile.mkdtemp(prefix="khal-check-"))
     for path, data in files.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_bytes(data)
-    print(f"khal check: the rebuild differs from {LOCK_NAME} in {len(found)} "
+    print(f"khal-gpu check: the rebuild differs from {LOCK_NAME} in {len(found)} "
           f"place{'s' if len(found) > 1 else ''} "
           f"(rebuild kept in {folder}):", file=sys.stderr)
     for line in found:
         print(f"  {line}", file=sys.stderr)
-    print("run `khal build` and commit the lock if the change is intended", file=sys.stderr)
+    print("run `khal-gpu build` and commit the lock if the change is intended", file=sys.stderr)
     return 1
 
 
@@ -188,10 +189,10 @@ def cmd_clean(root: Path, options: Options, args) -> int:
         out = root / output_directory(package, options)
         if out.is_dir():
             shutil.rmtree(out)
-            print(f"khal: removed {out.relative_to(root)}")
+            print(f"khal-gpu clean: removed {out.relative_to(root)}")
     if args.cache and default_directory().is_dir():
         shutil.rmtree(default_directory())
-        print(f"khal: removed the cache {default_directory()}")
+        print(f"khal-gpu clean: removed the cache {default_directory()}")
     return 0
 
 
@@ -201,7 +202,7 @@ def cmd_info() -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="khal", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="khal-gpu", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, help="the project folder (default: where pyproject.toml is)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         command = {"build": cmd_build, "check": cmd_check, "inspect": cmd_inspect, "clean": cmd_clean}
         return command[args.command](root, options, args)
     except (KernelCompileError, BuildError, UsageError) as e:
-        print(f"khal {args.command}: {e}" if not isinstance(e, KernelCompileError) else str(e), file=sys.stderr)
+        print(f"khal-gpu {args.command}: {e}" if not isinstance(e, KernelCompileError) else str(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

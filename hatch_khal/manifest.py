@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 
-from . import abi, ir
+from khal_runtime import ir
+
+from . import abi
 from .lock import sha256
+from .render.names import template_text
 
 MANIFEST_VERSION = 1
 
@@ -23,8 +26,10 @@ def kernel_id(module: str, kernel: ir.Kernel) -> str:
 
 
 def class_name(kernel: ir.Kernel) -> str:
-    """The binding class: add_assign -> AddAssign, binary_op with T=f32, OP="add" -> BinaryOpF32Add."""
-    return "".join(part[:1].upper() + part[1:] for part in kernel.name.split("_") if part)
+    """The binding class: add_assign -> AddAssign; binary_op with T=f32, OP="add" -> BinaryOp_f32_add (each template
+    value after an underscore, as written in the source)."""
+    base = "".join(part[:1].upper() + part[1:] for part in kernel.function.split("_") if part)
+    return "_".join([base, *(template_text(v) for v in kernel.template.values())])
 
 
 def features(kernel: ir.Kernel) -> list[str]:

@@ -1,7 +1,7 @@
 """The Hatch build hook `khal`: compiles the configured shader packages and puts the output in the wheel.
 
     [build-system]
-    requires = ["hatchling", "khal[build]"]
+    requires = ["hatchling", "khal-gpu[build]"]
 
     [tool.hatch.build.targets.wheel.hooks.khal]
     packages = ["my_shaders"]          # shader packages (folders of kernel modules)

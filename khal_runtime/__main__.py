@@ -1,4 +1,4 @@
-"""`python -m khal_runtime` (also `khal info`): the backends this machine offers, their devices and features."""
+"""`python -m khal_runtime` (also `khal-gpu info`): the backends this machine offers, their devices and features."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .backend import Pass
 from .backends import create
+from .backends.base import Pass
 from .kernels import Workgroups
 
 ROWS: list[tuple[str, str, str, str, str, str]] = []
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these backends (repeatable)")
     parser.add_argument("--elements", type=int, default=16 * 2**20, help="elements of the bandwidth test")
     args = parser.parse_args(argv)
-    from .backend import BackendError
+    from .backends.base import BackendError
     for kind, run in (("cuda", bench_cuda), ("webgpu", bench_webgpu), ("cpu", bench_cpu)):
         if args.backend and kind not in args.backend:
             continue

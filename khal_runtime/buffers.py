@@ -16,7 +16,7 @@ import numpy as np
 from .lang import SCALAR_TYPES
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from .backends.base import Backend
 
 T = TypeVar("T")
 

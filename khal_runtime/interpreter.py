@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hatch_khal import ir
+from khal_runtime import ir
 
 from . import interpreter_ops as ops
 from .interpreter_ops import DTYPE, InvalidIR, is_uniform

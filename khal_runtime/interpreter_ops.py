@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hatch_khal import ir
+from . import ir
 
 DTYPE = {t: np.dtype(ir.NUMPY[t]) for t in ir.SCALARS}
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hatch_khal import ir
+from khal_runtime import ir
 
 from .interpreter_ops import COMPARISONS, DTYPE, InvalidIR, is_uniform, where
 from .interpreter_races import AccessLog

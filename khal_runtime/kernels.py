@@ -24,7 +24,7 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import Any, ClassVar, Union, get_type_hints
 
-from .backend import Backend, KernelFunction, Pass
+from .backends.base import Backend, KernelFunction, Pass
 from .buffers import BufferUsage, ReadOnlyBuffer
 from .lang import SCALAR_TYPES
 
@@ -73,7 +73,7 @@ def manifest(package: str) -> dict:
     try:
         text = (resources.files(package) / "manifest.json").read_text()
     except (ModuleNotFoundError, FileNotFoundError) as e:
-        raise ArtifactError(f"no compiled kernels in {package}: {e}. Build them with `khal build` (or reinstall "
+        raise ArtifactError(f"no compiled kernels in {package}: {e}. Build them with `khal-gpu build` (or reinstall "
                             "the package, whose build runs the khal hook)") from None
     return json.loads(text)
 
@@ -88,12 +88,12 @@ def read_artifact(package: str, info: dict, kind: str) -> bytes:
         data = (resources.files(package) / meta["path"]).read_bytes()
     except FileNotFoundError:
         raise ArtifactError(f"the {kind} artifact of kernel {info['id']} is missing ({package}/{meta['path']}); "
-                            "rebuild with `khal build` or reinstall the package") from None
+                            "rebuild with `khal-gpu build` or reinstall the package") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != meta["sha256"]:
         raise ArtifactError(f"the {kind} artifact of kernel {info['id']} ({package}/{meta['path']}) does not match "
                             f"the manifest: sha256 {digest[:16]}..., expected {meta['sha256'][:16]}...; the file "
-                            "was modified or corrupted. Rebuild with `khal build` or reinstall the package")
+                            "was modified or corrupted. Rebuild with `khal-gpu build` or reinstall the package")
     return data
 
 

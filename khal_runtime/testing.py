@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backends.base import Backend
 
 Args = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""The build side end to end: `khal build / check / inspect / clean` on a small project, the cache, internal
+"""The build side end to end: `khal-gpu build / check / inspect / clean` on a small project, the cache, internal
 compiler errors, hook options, and the contents of this project's wheel."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def test_the_build_is_deterministic(project):
 def test_wheel_holds_every_artifact_manifest_and_binding(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("khal-*.whl")
+    (wheel,) = tmp_path.glob("khal_gpu-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     manifest = json.loads(zipfile.ZipFile(wheel).read("shaders/_generated/manifest.json"))
     assert len(manifest["kernels"]) >= 13

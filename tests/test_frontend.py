@@ -8,9 +8,9 @@ import pytest
 from frontend_cases import INVALID, PRELUDE
 
 import khal_runtime.lang as lang
-from hatch_khal import ir
 from hatch_khal.frontend import KernelCompileError, compile_package
 from hatch_khal.frontend.vocabulary import LANG_NAMES
+from khal_runtime import ir
 
 
 def compile_source(tmp_path: Path, body: str, prelude: str = PRELUDE) -> dict[str, ir.Kernel]:

@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_render_kit import E, lift
 
-from hatch_khal import ir
-from khal_runtime import interpreter
+from khal_runtime import interpreter, ir
 from khal_runtime.interpreter import InvalidIR, KernelExecutionError, execute
 
 SRC = "shaders/examples/kernels.py"

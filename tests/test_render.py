@@ -31,8 +31,9 @@ from test_render_kit import (
     var,
 )
 
-from hatch_khal import abi, ir
+from hatch_khal import abi
 from hatch_khal.render import common, cuda, glsl, names, render_cuda, render_glsl
+from khal_runtime import ir
 
 CATALOGUE = kernels.catalogue()
 

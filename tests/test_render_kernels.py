@@ -35,8 +35,8 @@ from test_render_kit import (
     while_,
 )
 
-from hatch_khal import ir
 from hatch_khal.render import render_cuda, render_glsl
+from khal_runtime import ir
 
 
 def add_assign() -> ir.Kernel:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hatch_khal import abi, ir
+from hatch_khal import abi
 from hatch_khal.render import render_cuda, render_glsl
+from khal_runtime import ir
 
 # ---------------------------------------------------------------------------------------------------------------
 # Builder: expressions with Python operators, statements as functions, locals inferred from assignments.

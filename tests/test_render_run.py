@@ -10,7 +10,7 @@ import pytest
 import test_render_kernels as kernels
 import test_render_kit as kit
 
-from hatch_khal import ir
+from khal_runtime import ir
 
 rng = np.random.default_rng(7)
 

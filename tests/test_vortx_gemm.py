@@ -9,10 +9,10 @@ import pytest
 import vortx as vx
 import vortx.gemm as gemm
 from shaders._generated.vortx.gemm import (
-    GemmBlocked44,
-    GemmBlocked48,
-    GemmBlocked84,
-    GemmBlocked88,
+    GemmBlocked_4_4,
+    GemmBlocked_4_8,
+    GemmBlocked_8_4,
+    GemmBlocked_8_8,
     GemmNaive,
     GemmTiled,
 )
@@ -88,11 +88,11 @@ def test_automatic_choice():
     assert gemm.choose("auto", 8, 8, 8, 1) is GemmNaive                 # launch-bound
     assert gemm.choose("auto", 1, 4096, 4096, 1) is GemmTiled           # thin: a matrix-vector product
     assert gemm.choose("auto", 256, 256, 256, 1) is GemmTiled           # 16 blocks of 64x64: too few
-    assert gemm.choose("auto", 512, 512, 512, 1) is GemmBlocked44
-    assert gemm.choose("auto", 1024, 1024, 1024, 1) is GemmBlocked84    # 128 blocks of 128x64, 64 of 128x128
-    assert gemm.choose("auto", 4096, 4096, 4096, 1) is GemmBlocked88
-    assert gemm.choose("auto", 256, 256, 256, 16) is GemmBlocked84
-    assert gemm.choose("blocked", 1024, 2048, 64, 1) is GemmBlocked48   # the longer side of the block along n
+    assert gemm.choose("auto", 512, 512, 512, 1) is GemmBlocked_4_4
+    assert gemm.choose("auto", 1024, 1024, 1024, 1) is GemmBlocked_8_4    # 128 blocks of 128x64, 64 of 128x128
+    assert gemm.choose("auto", 4096, 4096, 4096, 1) is GemmBlocked_8_8
+    assert gemm.choose("auto", 256, 256, 256, 16) is GemmBlocked_8_4
+    assert gemm.choose("blocked", 1024, 2048, 64, 1) is GemmBlocked_4_8   # the longer side of the block along n
     assert gemm.choose("tiled", 4096, 4096, 4096, 1) is GemmTiled
 
 

@@ -2,7 +2,7 @@
 
 Kernels come from two places: hand-written GLSL that follows docs/IR.md's ABI (compiled with glslang and put, with a
 hand-made manifest, into a temporary package, so that they go through the generated-binding path `Kernel.call`), and
-the example kernels of `shaders/` once `khal build` has produced `shaders/_generated`.
+the example kernels of `shaders/` once `khal-gpu build` has produced `shaders/_generated`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def kernel_source(name, body, buffers, scalars=(), structs=None, workgroup=(64, 
         "buffers": [{"name": b, "elem": e, "access": a, "binding": i} for i, (b, e, a) in enumerate(buffers)],
         "scalars": [{"name": n, "type": t} for n, t in scalars],
         "structs": {s: [list(f) for f in fs] for s, fs in structs.items()},
-        "push_constants": {"size": size, "fields": fields}, "features": sorted(features)}
+        "push_constants": {"size": size, "fields": fields, "format": abi.pack_format(fields, size)},
+        "features": sorted(features)}
     return source, info
 
 
@@ -148,7 +149,7 @@ HAND_WRITTEN = [AXPY, PARAMS, WIDE_PARAMS, PROBE]
 
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory, backend):
-    """Binding classes of the hand-written kernels, from a temporary package built the way `khal build` would."""
+    """Binding classes of the hand-written kernels, from a temporary package built the way `khal-gpu build` would."""
     from test_render_kit import glsl_to_spirv
     root = tmp_path_factory.mktemp("webgpu_kernels")
     package = "khal_webgpu_test_kernels"
@@ -495,13 +496,13 @@ def test_pass_timing(backend, kernels):
         assert timed.elapsed is None
 
 
-# --- the example kernels, once `khal build` has produced shaders/_generated --------------------------------------
+# --- the example kernels, once `khal-gpu build` has produced shaders/_generated --------------------------------------
 
 def generated(module):
     try:
         return importlib.import_module(f"shaders._generated.examples.{module}")
     except ImportError:
-        pytest.skip("shaders/_generated is not built; run `khal build`")
+        pytest.skip("shaders/_generated is not built; run `khal-gpu build`")
 
 
 def test_example_add_assign(backend):
@@ -527,7 +528,7 @@ def test_example_indirect(backend):
 @pytest.mark.parametrize("t, op", [("f32", "add"), ("f32", "max"), ("i32", "add"), ("i32", "max")])
 def test_example_binary_ops(backend, t, op):
     mod = generated("elementwise")
-    kernel = getattr(mod, f"BinaryOp{t.upper()}{op.title()}")(backend)
+    kernel = getattr(mod, f"BinaryOp_{t}_{op}")(backend)
     dtype = np.float32 if t == "f32" else np.int32
     a, b = (sample(dtype, 777) // (1 if t == "f32" else 4) for _ in range(2))
     out = backend.uninit_buffer(dtype, 777)

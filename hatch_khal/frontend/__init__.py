@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import ir
+from khal_runtime import ir
+
 from .diagnostics import KernelCompileError
 from .kernels import compile_kernel
 from .package import ShaderPackage

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
-from .. import ir
+from khal_runtime import ir
+
 from .package import Constant, Foreign, Function, ModuleRef, Struct, Template, Vocab
 from .values import (
     BuiltinVec,

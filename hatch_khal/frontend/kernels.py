@@ -12,11 +12,11 @@ memory directly (GLSL cannot pass buffers to functions).
 from __future__ import annotations
 
 import ast
-import re
 from typing import Any
 
-from .. import ir
-from ..render.names import legal_name
+from khal_runtime import ir
+
+from ..render.names import legal_name, template_text
 from .diagnostics import KernelCompileError
 from .expressions import ExpressionLowering
 from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab, _decorator_name
@@ -74,13 +74,7 @@ def template_values(package: ShaderPackage, t: Template) -> list[Value]:
 
 
 def _value_name(v: Value) -> str:
-    if isinstance(v, TypeName):
-        return v.name
-    value = v.value
-    if isinstance(value, bool):
-        return str(value).lower()
-    text = str(value).replace("-", "m").replace(".", "p")
-    return re.sub(r"\W", "_", text)
+    return template_text(_python_value(v))
 
 
 def _python_value(v: Value) -> Any:

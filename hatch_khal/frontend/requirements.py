@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ast
 
-from .. import ir
+from khal_runtime import ir
+
 from .values import Comptime, MemRef, RValue
 
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
-from .. import ir
+from khal_runtime import ir
+
 from .expressions import BINARY, ExpressionLowering, _as_value, _default_type, is_pure
 from .package import Vocab
 from .requirements import requirement

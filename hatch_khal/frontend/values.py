@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .. import ir
+from khal_runtime import ir
 
 
 @dataclass(frozen=True)

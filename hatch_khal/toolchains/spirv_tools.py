@@ -145,7 +145,7 @@ def optimize(spirv: bytes) -> bytes:
 
 
 def disassemble(spirv: bytes) -> str:
-    """SPIR-V assembly text, as `spirv-dis` prints it by default (for `khal inspect`)."""
+    """SPIR-V assembly text, as `spirv-dis` prints it by default (for `khal-gpu inspect`)."""
     library = _spirv_tools()
     words = spirv_words(spirv)
     context = library.spvContextCreate(_SPV_ENV_VULKAN_1_2)

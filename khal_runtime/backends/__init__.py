@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..backend import Backend, BackendError
+from .base import Backend, BackendError
 
 KINDS = ("cuda", "webgpu", "cpu")
 _defaults: dict[str, Backend] = {}

@@ -9,12 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from hatch_khal import ir
-
-from ..backend import ALL_FEATURES, Backend, Encoder, KernelFunction, Pass, ReadFuture
+from .. import ir
 from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
 from ..interpreter import execute
 from ..kernels import Indirect
+from .base import ALL_FEATURES, Backend, Encoder, KernelFunction, Pass, ReadFuture
 
 
 class CpuPass(Pass):

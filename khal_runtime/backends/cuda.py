@@ -1,4 +1,4 @@
-"""The CUDA backend on PyCUDA (`pip install 'khal[cuda]'`): PTX from the artifacts, launched on one stream.
+"""The CUDA backend on PyCUDA (`pip install 'khal-gpu[cuda]'`): PTX from the artifacts, launched on one stream.
 
 CUDA has no command buffers: a dispatch launches at once, in order, on the backend's stream, and `submit` only
 marks the encoder as done. Kernel arguments are packed into one buffer with the layout the manifest gives
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import ALL_FEATURES, Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 from ..kernels import Indirect
 from ..lang import SCALAR_TYPES
+from .base import ALL_FEATURES, Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 
 
 class CudaMemory:
@@ -113,7 +113,7 @@ class CudaBackend(Backend):
         except ImportError as e:
             if "libcuda" in str(e):
                 raise BackendError("no NVIDIA driver: libcuda.so.1 cannot be loaded") from None
-            raise BackendError("PyCUDA is not installed; install the extra: pip install 'khal[cuda]'") from None
+            raise BackendError("PyCUDA is not installed; install the extra: pip install 'khal-gpu[cuda]'") from None
         try:
             cuda.init()
             count = cuda.Device.count()

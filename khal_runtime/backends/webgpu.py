@@ -34,11 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from hatch_khal.abi import pack_format
-
-from ..backend import Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
 from ..kernels import Indirect
+from .base import Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 
 wgpu: Any = None        # the wgpu module, imported when the first backend is created
 
@@ -319,7 +317,7 @@ class WebGpuKernel(KernelFunction):
             raise BackendError(f"kernel {self.name} needs {size} bytes of immediates (push constants), but "
                                f"{backend.device_name} offers {backend.limits['max-immediate-size']}; pass fewer "
                                "or smaller scalar parameters")
-        self.pack_into = struct.Struct(pack_format(layout["fields"], size)).pack_into
+        self.pack_into = struct.Struct(layout["format"]).pack_into
         # struct parameters arrive as lists of their field values, to be flattened
         self.has_struct = any(e["kind"] == "struct" for e in layout["fields"])
         n = len(info["buffers"])

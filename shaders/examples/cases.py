@@ -7,7 +7,12 @@ import numpy as np
 
 from khal_runtime.testing import Args, Case
 from shaders._generated.examples.add_assign import AddAssign
-from shaders._generated.examples.elementwise import BinaryOpF32Add, BinaryOpF32Max, BinaryOpI32Add, BinaryOpI32Max
+from shaders._generated.examples.elementwise import (
+    BinaryOp_f32_add,
+    BinaryOp_f32_max,
+    BinaryOp_i32_add,
+    BinaryOp_i32_max,
+)
 from shaders._generated.examples.half import AxpyF16, WidenF16
 from shaders._generated.examples.matmul import MatmulShape, MatmulTiled
 from shaders._generated.examples.reduction import SumU32
@@ -84,8 +89,8 @@ register(Case(
     sizes=(1, 17, 100, 250),
     tolerance={"c": 1e-5}))
 
-for cls, dtype, op in ((BinaryOpF32Add, np.float32, np.add), (BinaryOpF32Max, np.float32, np.maximum),
-                       (BinaryOpI32Add, np.int32, np.add), (BinaryOpI32Max, np.int32, np.maximum)):
+for cls, dtype, op in ((BinaryOp_f32_add, np.float32, np.add), (BinaryOp_f32_max, np.float32, np.maximum),
+                       (BinaryOp_i32_add, np.int32, np.add), (BinaryOp_i32_max, np.int32, np.maximum)):
     def _inputs(rng, n, dtype=dtype):
         make = uniform if dtype == np.float32 else integers
         return {"out": np.zeros(n, dtype), "a": make(rng, n, dtype), "b": make(rng, n, dtype)}

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from .buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
+from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 
 T = TypeVar("T")
 
@@ -228,7 +228,7 @@ class Backend(ABC):
         """Load one kernel from its manifest entry; `artifact(kind)` returns the verified bytes of an artifact."""
 
     def describe(self) -> dict[str, Any]:
-        """What `khal info` prints."""
+        """What `khal-gpu info` prints."""
         return {"backend": self.name, "device": self.device_name, "features": sorted(self.features)}
 
     def __repr__(self) -> str:
