@@ -3,7 +3,7 @@
 #   - Mesa's lavapipe (a Vulkan device on the CPU, so WebGPU works without a GPU), when run as root on Debian/Ubuntu
 #   - a virtual environment .venv with khal and its test tools (pip install -e '.[dev]'), whose build compiles
 #     every kernel (GLSL, CUDA, SPIR-V, PTX, IR) with the toolchains from PyPI
-#   - then `python -m khal_runtime.demo`: each example kernel on CUDA, WebGPU and the CPU interpreter, against numpy
+#   - then `python examples/demo.py`: each example kernel on CUDA, WebGPU and the CPU interpreter, against numpy
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,4 +20,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "quickstart: installing khal into .venv (the build compiles the kernels)"
 .venv/bin/python -m pip install -q -e '.[dev]'
-.venv/bin/python -m khal_runtime.demo
+.venv/bin/python examples/demo.py

@@ -3,7 +3,7 @@
 A `Case` names a kernel (its binding class), generates named arguments for a size (numpy arrays become buffers,
 anything else is passed as it is; names starting with `_` are the case's own notes, not arguments), computes the
 expected contents of the buffers the kernel writes, and gives the grid. The project's tests run every case on
-every backend; `python -m khal_runtime.demo` runs the examples' cases.
+every backend; `python examples/demo.py` runs the examples' cases.
 """
 
 from __future__ import annotations

@@ -1,11 +1,20 @@
-"""The registry of every kernel in the shader package: each package's cases (`khal_runtime.testing.Case`: inputs,
-a numpy reference, the grid). `tests/test_differential.py` runs them all on every backend present, and checks that
-every kernel of the manifest has a case here."""
+"""The registry of every kernel's differential-test case: the `CASES` of every module of `tests/cases/`, found by
+listing the folder. `tests/test_differential.py` runs them all on every backend present, and checks that every
+kernel of the manifest has a case."""
 
-from shaders.examples.cases import CASES as EXAMPLES
-from shaders.vortx.cases_elementwise import CASES as VORTX_ELEMENTWISE
-from shaders.vortx.cases_gemm import CASES as VORTX_GEMM
-from shaders.vortx.cases_reduce import CASES as VORTX_REDUCE
-from shaders.vortx.cases_transpose import CASES as VORTX_TRANSPOSE
+from __future__ import annotations
 
-REGISTRY = [*EXAMPLES, *VORTX_ELEMENTWISE, *VORTX_REDUCE, *VORTX_GEMM, *VORTX_TRANSPOSE]
+import importlib
+import pkgutil
+
+import cases
+
+
+def discover() -> list:
+    found = []
+    for module in pkgutil.iter_modules(cases.__path__):
+        found += importlib.import_module(f"cases.{module.name}").CASES
+    return found
+
+
+REGISTRY = discover()

@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import get_backend
 
-import khal_runtime.bench
-import vortx.bench
+import benchmarks.runtime
+import benchmarks.vortx_ops
 
 RATIO = re.compile(r"\| \d+\.\d\dx \|")
 
@@ -21,20 +21,20 @@ def table_rows(text: str) -> list[str]:
 @pytest.mark.webgpu
 def test_vortx_bench_on_webgpu(capsys):
     get_backend("webgpu")
-    assert vortx.bench.main(["--backend", "webgpu", "--elements", "65536", "--repeats", "1",
+    assert benchmarks.vortx_ops.main(["--backend", "webgpu", "--elements", "65536", "--repeats", "1",
                              "--gemm-sizes", "40"]) == 0
     rows = table_rows(capsys.readouterr().out)
-    assert len(rows) == 1 + len(vortx.bench.gpu_ops(0)) + 2      # header, operations, gemm header and size
-    assert all(RATIO.search(r) for r in rows[1:len(vortx.bench.gpu_ops(0)) + 1]), rows
+    assert len(rows) == 1 + len(benchmarks.vortx_ops.gpu_ops(0)) + 2      # header, operations, gemm header and size
+    assert all(RATIO.search(r) for r in rows[1:len(benchmarks.vortx_ops.gpu_ops(0)) + 1]), rows
 
 
 def test_vortx_bench_on_the_interpreter(capsys):
-    assert vortx.bench.main(["--backend", "cpu", "--elements", "4096", "--repeats", "1"]) == 0
+    assert benchmarks.vortx_ops.main(["--backend", "cpu", "--elements", "4096", "--repeats", "1"]) == 0
     rows = table_rows(capsys.readouterr().out)
     assert len(rows) > 5 and all(re.search(r"\| \d+\.\dx \|", r) for r in rows[1:]), rows
 
 
 def test_runtime_bench_on_the_interpreter(capsys):
-    assert khal_runtime.bench.main(["--backend", "cpu"]) == 0
+    assert benchmarks.runtime.main(["--backend", "cpu"]) == 0
     rows = table_rows(capsys.readouterr().out)
     assert len(rows) == 4 and all(RATIO.search(r) for r in rows[1:]), rows

@@ -22,7 +22,7 @@ def test_kernel_matches_numpy(backend, case):
 def test_every_kernel_has_a_case():
     compiled = set(manifest("shaders._generated")["kernels"])
     missing = compiled - {c.id for c in REGISTRY}
-    assert not missing, f"kernels without a case in tests/registry.py: {sorted(missing)}"
+    assert not missing, f"kernels without a case in tests/cases: {sorted(missing)}"
 
 
 ELEMENTWISE = [c for c in REGISTRY if c.id.split(".")[-1] in ("add_assign", "binary_op_i32_add", "binary_op_f32_max")]

@@ -8,9 +8,9 @@ import re
 
 import numpy as np
 import pytest
+from cases.vortx_reduce import values
 
 import vortx as vx
-from shaders.vortx.cases_reduce import values
 from vortx.devices import Device
 from vortx.reduce import OPS, reduce
 

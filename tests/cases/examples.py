@@ -1,5 +1,5 @@
 """The example kernels as differential-test cases (`khal_runtime.testing.Case`): inputs, a numpy reference and
-the grid of each. The test suite runs them on every backend; `python -m khal_runtime.demo` shows them."""
+the grid of each. The test suite runs them on every backend; `python examples/demo.py` shows them."""
 
 from __future__ import annotations
 

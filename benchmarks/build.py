@@ -1,4 +1,4 @@
-"""`python -m hatch_khal.bench`: how long the build of the project's shader packages takes.
+"""`python -m benchmarks.build`: how long the build of the project's shader packages takes.
 
 Prints the full build (every kernel compiled, no cache), a rebuild from the cache, and the no-op rebuild as a user
 runs it (`khal-gpu build` in a new process on an unchanged tree; target: under 1 s). Run it in the project folder.
@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from .build import build, write_outputs
-from .cache import Cache, default_directory
-from .cli import find_root, read_options
+from hatch_khal.build import build, write_outputs
+from hatch_khal.cache import Cache, default_directory
+from hatch_khal.cli import find_root, read_options
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
     build(root, options, Cache(default_directory()))
     cached = time.perf_counter() - start
 
-    command = [sys.executable, "-m", "hatch_khal.cli", "-q", "build"]
+    command = [sys.executable, "-m", "hatch_khal", "-q", "build"]
     subprocess.run(command, cwd=root, check=True, capture_output=True)        # writes the lock if it was stale
     runs = []
     for _ in range(5):
@@ -43,7 +43,7 @@ def main() -> int:
           f"{compiled} SPIR-V and PTX artifacts")
     print(f"full build, no cache (in process):   {full:6.2f} s")
     print(f"rebuild from the cache (in process): {cached:6.2f} s")
-    print(f"no-op `khal-gpu build` (new process):     {noop:6.2f} s   (median of 5; target < 1 s: "
+    print(f"no-op `khal-gpu build` (new process): {noop:6.2f} s   (median of 5; target < 1 s: "
           f"{'met' if noop < 1 else 'MISSED'})")
     return 0
 

@@ -1,4 +1,4 @@
-"""`python -m khal_runtime.bench`: khal's dispatch path against raw wgpu-py and raw PyCUDA, and the interpreter
+"""`python -m benchmarks.runtime`: khal's dispatch path against raw wgpu-py and raw PyCUDA, and the interpreter
 against numpy. Every ratio compares two measurements taken in the same run, the same way.
 
 - dispatch overhead: host time to record many dispatches of the example `add_assign` on a tiny buffer, through
@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .backends import create
-from .backends.base import Pass
-from .kernels import Workgroups
+from khal_runtime.backends import create
+from khal_runtime.backends.base import BackendError, Pass
+from khal_runtime.kernels import Workgroups
 
 ROWS: list[tuple[str, str, str, str, str, str]] = []
 
@@ -271,12 +271,11 @@ def bench_cpu(big: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m khal_runtime.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("cuda", "webgpu", "cpu"), action="append",
                         help="only these backends (repeatable)")
     parser.add_argument("--elements", type=int, default=16 * 2**20, help="elements of the bandwidth test")
     args = parser.parse_args(argv)
-    from .backends.base import BackendError
     for kind, run in (("cuda", bench_cuda), ("webgpu", bench_webgpu), ("cpu", bench_cpu)):
         if args.backend and kind not in args.backend:
             continue

@@ -1,8 +1,8 @@
-"""`python -m khal_runtime.demo`: the example kernels on every backend this machine has, checked against numpy.
+"""`python examples/demo.py`: the example kernels on every backend this machine has, checked against numpy.
 
-Each example (shaders/examples) runs once at a size that shows it working, on CUDA, WebGPU and the CPU
-interpreter in turn; a backend that is missing is named with the reason. The exit status is 1 if any result
-differs from numpy.
+Each example of `shaders/examples` runs once, at the largest size of its differential test case
+(`tests/cases/examples.py`: inputs, a numpy reference and the grid), on CUDA, WebGPU and the CPU interpreter in
+turn; a backend that is missing is named with the reason. The exit status is 1 if any result differs from numpy.
 """
 
 from __future__ import annotations
@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from . import testing
-from .backends import KINDS, create
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]        # the shader package's source tree and the test cases
+
+from cases.examples import CASES  # noqa: E402
+
+from khal_runtime import testing  # noqa: E402
+from khal_runtime.backends import KINDS, create  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m khal_runtime.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python examples/demo.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=KINDS, action="append", help="only these backends (repeatable)")
     args = parser.parse_args(argv)
-    from shaders.examples.cases import CASES
-
     failures = 0
     for kind in args.backend or KINDS:
         try:

@@ -1,4 +1,4 @@
-"""`python -m vortx.bench`: vortx's operations against yardsticks measured in the same run.
+"""`python -m benchmarks.vortx_ops`: vortx's operations against yardsticks measured in the same run.
 
 On a GPU backend: elementwise operations and reductions as bandwidth (bytes read and written per second) against
 a device-to-device copy of a buffer of the same size (targets on the H100: at least 0.85x for elementwise, 0.75x
@@ -19,8 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 import vortx as vx
-
-from .gemm import choose, matmul
+from khal_runtime import BackendError
+from vortx.gemm import choose, matmul
 
 ROWS: list[tuple[str, ...]] = []
 
@@ -198,7 +198,7 @@ def bench_cpu(device: vx.Device, n: int, repeats: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vortx.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.vortx_ops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("cuda", "webgpu", "cpu"), action="append",
                         help="only these backends (repeatable; default: every one available)")
     parser.add_argument("--elements", type=int, default=1 << 26)
@@ -206,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gemm-sizes", type=int, nargs="+", default=(1024, 2048, 4096), metavar="N",
                         help="the sizes of the square f32 gemm (GPU backends)")
     args = parser.parse_args(argv)
-    from khal_runtime import BackendError
     for kind in args.backend or ("cuda", "webgpu", "cpu"):
         try:
             device = vx.device(kind)
