@@ -12,10 +12,25 @@ from typing import TYPE_CHECKING
 
 from khal_runtime import ir
 
-from .expressions import BINARY, ExpressionLowering, _as_value, _default_type, is_pure
+from .expressions import ExpressionLowering
+from .operators import BINARY
 from .package import Vocab
 from .requirements import requirement
-from .values import BuiltinVec, Comptime, MemRef, Multi, RValue, TypeName, Value, describe, is_scalar_comptime, typeof
+from .values import (
+    BuiltinVec,
+    Comptime,
+    MemRef,
+    Multi,
+    RValue,
+    TypeName,
+    Value,
+    as_value,
+    default_type,
+    describe,
+    is_pure,
+    is_scalar_comptime,
+    typeof,
+)
 
 if TYPE_CHECKING:
     from .kernels import KernelBuilder
@@ -224,13 +239,13 @@ class FunctionLowering(ExpressionLowering):
                 raise self.error(node, "this call returns nothing")
             return value.type
         if is_scalar_comptime(value):
-            return value.type or _default_type(value.value)
+            return value.type or default_type(value.value)
         raise self.error(node, f"a local cannot hold {describe(value)}",
                          hint="compile-time strings and types are used directly, not stored")
 
     def assign_tuple(self, node: ast.Assign, target: ast.Tuple, value: Value) -> list[ir.Stmt]:
         values = value.values if isinstance(value, Multi) else (
-            tuple(_as_value(v) for v in value.value) if isinstance(value, Comptime) and
+            tuple(as_value(v) for v in value.value) if isinstance(value, Comptime) and
             isinstance(value.value, tuple) else None)
         if values is None or len(values) != len(target.elts):
             raise self.error(node, f"cannot unpack {describe(value)} into {len(target.elts)} names")
