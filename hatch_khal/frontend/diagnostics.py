@@ -31,6 +31,11 @@ class KernelCompileError(Exception):
         return "\n".join(out)
 
 
+def ir_loc(node: ast.AST) -> tuple[int, int]:
+    """The `loc` of the IR statement lowered from `node`: its line and column in the source file."""
+    return (node.lineno, node.col_offset)
+
+
 class Source:
     """One parsed shader module: its path as shown in messages, text and tree."""
 

@@ -1,8 +1,7 @@
 """Statements of the kernel language: the body of a kernel or helper function, lowered to IR statements.
 
-Locals take their type from their first assignment (or an annotation) and keep it. `if` on a compile-time
-condition compiles only the branch taken, which is how templates specialise code. `for` loops run over `range`
-(a run-time loop) or `static_range` (unrolled, the loop variable a compile-time constant).
+Locals take their type from their first assignment (or an annotation) and keep it. Simple statements, assignment
+and memory declarations are here; control flow is in `control_flow.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from khal_runtime import ir
 
+from .control_flow import ControlFlowLowering, always_returns
+from .diagnostics import ir_loc
 from .expressions import ExpressionLowering
 from .operators import BINARY
 from .package import Vocab
@@ -29,7 +30,6 @@ from .values import (
     describe,
     is_pure,
     is_scalar_comptime,
-    typeof,
 )
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ _REFUSED = {
 }
 
 
-class FunctionLowering(ExpressionLowering):
+class FunctionLowering(ControlFlowLowering, ExpressionLowering):
     """Lowers the body of one kernel entry or one specialisation of a helper function."""
 
     def __init__(self, builder: KernelBuilder, module: ShaderModule, node: ast.FunctionDef,
@@ -106,7 +106,7 @@ class FunctionLowering(ExpressionLowering):
                 and isinstance(stmts[0].value.value, str):
             stmts = stmts[1:]                   # the docstring
         out = self.block(stmts, nested=False)
-        if self.ret is not None and not _always_returns(out):
+        if self.ret is not None and not always_returns(out):
             raise self.error(self.node, f"{self.node.name} may reach its end without returning a {self.ret}",
                              hint="end every path with a return statement")
         return out
@@ -144,10 +144,10 @@ class FunctionLowering(ExpressionLowering):
                 return self.require(node, value)
             if isinstance(fn, Vocab) and fn.name in ("barrier", "storage_barrier"):
                 self.arity(value, fn.name, 0)
-                return [ir.Barrier("workgroup" if fn.name == "barrier" else "storage", _loc(node))]
+                return [ir.Barrier("workgroup" if fn.name == "barrier" else "storage", ir_loc(node))]
             result = self.expr_Call(value)
             if isinstance(result, RValue) and isinstance(result.expr, (ir.Call, ir.Atomic)):
-                return [ir.ExprStmt(result.expr, _loc(node))]
+                return [ir.ExprStmt(result.expr, ir_loc(node))]
         raise self.error(node, "this expression has no effect", hint="assign its value to a local or a buffer")
 
     def require(self, node: ast.Expr, call: ast.Call) -> list[ir.Stmt]:
@@ -229,7 +229,7 @@ class FunctionLowering(ExpressionLowering):
             t = annotation or self.local_type(node, value)
             ir_name = self.declare(name, t)
         return [ir.Assign(ir_name, self.as_expr(value, t, node.value if hasattr(node, "value") and
-                                                 node.value is not None else node), _loc(node))]
+                                                 node.value is not None else node), ir_loc(node))]
 
     def local_type(self, node: ast.AST, value: Value) -> str:
         if isinstance(value, RValue):
@@ -258,7 +258,7 @@ class FunctionLowering(ExpressionLowering):
                 tmp = self.builder.local_name("tmp", self.locals)
                 t = self.local_type(node, v)
                 self.locals[tmp] = t
-                out.append(ir.Assign(tmp, self.as_expr(v, t, node), _loc(node)))
+                out.append(ir.Assign(tmp, self.as_expr(v, t, node), ir_loc(node)))
                 temps.append(RValue(ir.Var(t, tmp)))
             values = tuple(temps)
         for t, v in zip(target.elts, values):
@@ -278,7 +278,7 @@ class FunctionLowering(ExpressionLowering):
         if ref.access != "read_write":
             raise self.error(node, f"{ref.describe()} is read-only",
                              hint=f"declare it MutBuf[{ref.elem}] to write to it")
-        return ir.Store(ref.space, ref.name, list(ref.index), self.as_expr(value, ref.elem, node), _loc(node))
+        return ir.Store(ref.space, ref.name, list(ref.index), self.as_expr(value, ref.elem, node), ir_loc(node))
 
     def declare_memory(self, node: ast.Assign, name: str, kind: str, call: ast.Call) -> list[ir.Stmt]:
         if self.depth or self.loops:
@@ -308,149 +308,7 @@ class FunctionLowering(ExpressionLowering):
                                      tuple(shape), "read_write", label=name)
         return []
 
-    # --- control flow ---------------------------------------------------------------------------------------
-
-    def condition(self, node: ast.expr) -> Value:
-        cond = self.expr(node)
-        if isinstance(cond, Comptime) and isinstance(cond.value, bool):
-            return cond
-        e = self.as_expr(cond, None, node)
-        if e.type != "bool":
-            raise self.error(node, f"the condition must be a bool, found {e.type}",
-                             hint="compare explicitly, e.g. `if x != 0:`")
-        return RValue(e)
-
-    def stmt_If(self, node: ast.If) -> list[ir.Stmt]:
-        cond = self.condition(node.test)
-        if isinstance(cond, Comptime):
-            return self.block(node.body if cond.value else node.orelse)
-        return [ir.If(cond.expr, self.block(node.body), self.block(node.orelse), _loc(node))]
-
-    def stmt_While(self, node: ast.While) -> list[ir.Stmt]:
-        if node.orelse:
-            raise self.error(node, "while ... else is not supported")
-        cond = self.condition(node.test)
-        if isinstance(cond, Comptime) and not cond.value:
-            return []
-        body = self.loop_body(node.body, "dynamic")
-        expr = cond.expr if isinstance(cond, RValue) else ir.Const("bool", True)
-        return [ir.While(expr, body, _loc(node))]
-
-    def loop_body(self, body: list[ast.stmt], kind: str) -> list[ir.Stmt]:
-        self.loops.append(kind)
-        try:
-            return self.block(body)
-        finally:
-            self.loops.pop()
-
-    def stmt_For(self, node: ast.For) -> list[ir.Stmt]:
-        if node.orelse:
-            raise self.error(node, "for ... else is not supported")
-        it = node.iter
-        fn = self.expr(it.func) if isinstance(it, ast.Call) else None
-        if not (isinstance(fn, Vocab) and fn.name in ("range", "static_range")):
-            raise self.error(it, "kernels loop over range(...) or static_range(...)",
-                             hint="to visit a buffer, loop over range(len(buf)) and index it")
-        if not isinstance(node.target, ast.Name):
-            raise self.error(node.target, "the loop variable must be a single name")
-        if not 1 <= len(it.args) <= 3:
-            raise self.error(it, f"{fn.name}() takes 1 to 3 arguments")
-        args = [self.expr(a) for a in it.args]
-        start, stop, step = (Comptime(0), args[0], Comptime(1)) if len(args) == 1 else (
-            args[0], args[1], args[2] if len(args) == 3 else Comptime(1))
-        if fn.name == "static_range":
-            return self.static_loop(node, start, stop, step)
-        return self.range_loop(node, start, stop, step)
-
-    def static_loop(self, node: ast.For, start: Value, stop: Value, step: Value) -> list[ir.Stmt]:
-        bounds = [start, stop, step]
-        if not all(isinstance(b, Comptime) and isinstance(b.value, int) for b in bounds):
-            raise self.error(node.iter, "static_range() bounds must be compile-time integers",
-                             hint="use range() for a loop whose bounds are known only at run time")
-        values = range(start.value, stop.value, step.value) if step.value else None
-        if values is None:
-            raise self.error(node.iter, "the step of static_range() cannot be 0")
-        if len(values) > 256:
-            raise self.error(node.iter, f"static_range() would unroll {len(values)} iterations (at most 256)",
-                             hint="use range() instead")
-        name = node.target.id
-        out: list[ir.Stmt] = []
-        for v in values:
-            self.static[name] = Comptime(v, start.type or stop.type)
-            out.extend(self.loop_body(node.body, "static"))
-        self.static.pop(name, None)
-        return out
-
-    def range_loop(self, node: ast.For, start: Value, stop: Value, step: Value) -> list[ir.Stmt]:
-        name = node.target.id
-        for v, what in ((start, "start"), (stop, "stop"), (step, "step")):
-            if not isinstance(v, RValue) and not (isinstance(v, Comptime) and isinstance(v.value, int)):
-                raise self.error(node.iter, f"the {what} of range() must be an integer, found {describe(v)}")
-        known = self.locals[self.names[name]] if name in self.names else None
-        t = known or next((typeof(v) for v in (start, stop, step) if typeof(v)), None) or "i32"
-        if t not in ir.INTS:
-            raise self.error(node.iter, f"range() needs integer bounds, found {t}")
-        if isinstance(step, Comptime):
-            if step.value == 0:
-                raise self.error(node.iter, "the step of range() cannot be 0")
-            if step.value < 0 and t not in ir.SIGNED:
-                raise self.error(node.iter, f"a negative step needs a signed loop variable, not {t}",
-                                 hint="loop over i32: range(i32(n) - 1, -1, -1)")
-        exprs = [self.as_expr(v, t, node.iter) for v in (start, stop, step)]
-        ir_name = self.names[name] if known else self.declare(name, t)
-        self.range_vars.add(name)
-        try:
-            body = self.loop_body(node.body, "dynamic")
-        finally:
-            self.range_vars.discard(name)
-        return [ir.For(ir_name, exprs[0], exprs[1], exprs[2], body, _loc(node))]
-
-    def stmt_Break(self, node: ast.Break) -> list[ir.Stmt]:
-        return [ir.Break(_loc(self.jump(node, "break")))]
-
-    def stmt_Continue(self, node: ast.Continue) -> list[ir.Stmt]:
-        return [ir.Continue(_loc(self.jump(node, "continue")))]
-
-    def jump(self, node: ast.stmt, word: str) -> ast.stmt:
-        if not self.loops:
-            raise self.error(node, f"{word} outside a loop")
-        if self.loops[-1] == "static":
-            raise self.error(node, f"{word} is not allowed directly in a static_range loop, which is unrolled",
-                             hint="use range() for this loop")
-        return node
-
-    def stmt_Return(self, node: ast.Return) -> list[ir.Stmt]:
-        if self.is_kernel:
-            if node.value is not None:
-                raise self.error(node, "kernels return nothing", hint="write results to a MutBuf parameter")
-            return [ir.Return(None, _loc(node))]
-        if node.value is None:
-            if self.ret is not None:
-                raise self.error(node, f"{self.node.name} must return a {self.ret}")
-            return [ir.Return(None, _loc(node))]
-        value = self.expr(node.value)
-        if self.ret is None:
-            if self.builder.returns_nothing(self.node):
-                raise self.error(node, f"{self.node.name} is declared to return None")
-            self.ret = self.local_type(node, value)
-        return [ir.Return(self.as_expr(value, self.ret, node.value), _loc(node))]
-
 
 def _is_require(node: ast.stmt) -> bool:
     call = node.value if isinstance(node, ast.Expr) else None
     return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "require"
-
-
-def _loc(node: ast.AST) -> tuple[int, int]:
-    return (node.lineno, node.col_offset)
-
-
-def _always_returns(stmts: list[ir.Stmt]) -> bool:
-    if not stmts:
-        return False
-    last = stmts[-1]
-    if isinstance(last, ir.Return):
-        return True
-    if isinstance(last, ir.If):
-        return _always_returns(last.then) and _always_returns(last.orelse)
-    return False
