@@ -9,6 +9,7 @@ import ast
 from khal_runtime import ir
 
 from .package import Function, Struct, Vocab
+from .refusals import NON_FINITE, float_of_string
 from .values import (
     BuiltinVec,
     Comptime,
@@ -39,6 +40,9 @@ class CallLowering:
     """The call part of `ExpressionLowering` (a mixin: it uses that class's `expr`, `value`, `index` and `error`)."""
 
     def expr_Call(self, node: ast.Call) -> Value:
+        refused = float_of_string(self.module, node)
+        if refused:
+            raise refused
         fn = self.expr(node.func)
         if node.keywords:
             raise self.error(node.keywords[0], "keyword arguments are not supported in kernel calls")
@@ -64,12 +68,24 @@ class CallLowering:
         v = self.expr(node.args[0])
         if t == "bool":
             raise self.error(node, "bool(x) is not a conversion in kernels", hint="compare explicitly: x != 0")
+        if isinstance(v, Comptime) and isinstance(v.value, str):
+            return self.non_finite(node, t, v.value)
         if is_scalar_comptime(v):
             if t in ir.INTS and v.type is None and isinstance(v.value, float):
                 raise self.error(node, f"the float literal {v.value!r} cannot be a {t}")
             return Comptime(wrap(v.value, t), t)
         e = self.as_expr(v, None, node.args[0])
         return RValue(e if e.type == t else ir.Cast(t, e))
+
+    def non_finite(self, node: ast.Call, t: str, text: str) -> Comptime:
+        """`f32("inf")`, `f32("-inf")`, `f32("nan")`: the compile-time infinities and NaN of a float type."""
+        if text not in NON_FINITE:
+            raise self.error(node.args[0], f"{t}() of a string takes \"inf\", \"-inf\" or \"nan\", not {text!r}",
+                             hint="write numbers as literals: f32(0.5)")
+        if t not in ir.FLOATS:
+            raise self.error(node, f"{t} has no {text}: infinities and NaN are float values",
+                             hint=f'write f32("{text}") (or f16, f64)')
+        return Comptime(NON_FINITE[text], t)
 
     def call_vocab(self, node: ast.Call, name: str) -> Value:
         args = node.args

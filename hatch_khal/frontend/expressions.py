@@ -15,6 +15,7 @@ from khal_runtime import ir
 from .calls import CallLowering
 from .operators import OperatorLowering
 from .package import Constant, Foreign, Function, ModuleRef, Struct, Template, Vocab
+from .refusals import math_refusal
 from .values import (
     BuiltinVec,
     Comptime,
@@ -49,8 +50,8 @@ class ExpressionLowering(OperatorLowering, CallLowering):
     def __init__(self, builder: KernelBuilder, module: ShaderModule):
         self.builder, self.module = builder, module
 
-    def error(self, node, message, hint=None):
-        return self.module.error(node, message, hint)
+    def error(self, node, message, hint=None, notes=None):
+        return self.module.error(node, message, hint, notes=notes)
 
     # --- names ----------------------------------------------------------------------------------------------
 
@@ -70,6 +71,10 @@ class ExpressionLowering(OperatorLowering, CallLowering):
         if isinstance(found, Vocab):
             return TypeName(found.name) if found.name in SCALAR_TYPES else found
         if isinstance(found, Foreign):
+            if found.python_module == "math":
+                if found.attr:
+                    raise math_refusal(module, node, found.attr)
+                return found                    # `math` itself: its attribute says what to write instead
             raise self.error(node, f"{name!r} is {found.what}; kernels cannot use it",
                              hint="kernels see compile-time constants, templates, structs, helper functions and "
                                   "the names of khal_runtime.lang")
@@ -149,6 +154,8 @@ class ExpressionLowering(OperatorLowering, CallLowering):
                     raise self.error(node, f"khal_runtime.lang has no name {node.attr!r}")
                 return TypeName(node.attr) if node.attr in SCALAR_TYPES else Vocab(node.attr)
             return self.global_value(node, node.attr, self.builder.package.module(base.name))
+        if isinstance(base, Foreign):
+            raise math_refusal(self.module, node, node.attr)
         raise self.error(node, f"{describe(base)} has no attribute {node.attr!r}")
 
     # --- memory ---------------------------------------------------------------------------------------------

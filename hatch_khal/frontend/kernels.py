@@ -20,6 +20,7 @@ from ..render.names import legal_name, template_text
 from .diagnostics import KernelCompileError
 from .expressions import ExpressionLowering
 from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab, _decorator_name
+from .refusals import python_type_annotation
 from .statements import FunctionLowering
 from .values import Comptime, MemRef, RValue, TypeName, Value, describe
 
@@ -124,8 +125,15 @@ class KernelBuilder:
             self.constants[key] = value
         return self.constants[key]
 
+    def annotation(self, module, node: ast.expr) -> Value:
+        """The value of a type annotation (or of the element type inside one)."""
+        refused = python_type_annotation(module, node)
+        if refused:
+            raise refused
+        return ExpressionLowering(self, module).expr(node)
+
     def scalar_annotation(self, module, node: ast.expr) -> str:
-        v = ExpressionLowering(self, module).expr(node)
+        v = self.annotation(module, node)
         if not isinstance(v, TypeName):
             raise module.error(node, f"expected a scalar type such as f32 or u32, found {describe(v)}")
         return v.name
@@ -239,13 +247,13 @@ class KernelBuilder:
             kind = lowering.expr(node.value)
             names = {"Buf": "read", "MutBuf": "read_write", "Array": "array"}
             if isinstance(kind, Vocab) and kind.name in names and (allow_arrays or kind.name != "Array"):
-                elem = lowering.expr(node.slice)
+                elem = self.annotation(module, node.slice)
                 if not isinstance(elem, TypeName) or elem.name == "bool":
                     raise module.error(node.slice, "the element type must be a numeric type such as f32 or u32",
                                        hint="bool values travel in buffers as u32")
                 return names[kind.name], elem.name
             raise module.error(node, "expected Buf[T] or MutBuf[T]" + (" or Array[T]" if allow_arrays else ""))
-        v = lowering.expr(node)
+        v = self.annotation(module, node)
         if isinstance(v, TypeName):
             return "scalar", v.name
         if isinstance(v, Struct):

@@ -177,6 +177,8 @@ def describe(value: Value) -> str:
         return f"the vector {value.name}()"
     if isinstance(value, Multi):
         return f"{len(value.values)} values"
+    if type(value).__name__ == "Foreign":
+        return value.what
     kind = {"Vocab": "the built-in", "Function": "the function", "Struct": "the struct", "ModuleRef": "the module"}
     name = getattr(value, "name", "")
     return f"{kind.get(type(value).__name__, type(value).__name__)} {name}".rstrip()
