@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from khal_runtime import ir
 
 from .calls import CallLowering
+from .diagnostics import Note
 from .operators import OperatorLowering
 from .package import Constant, Foreign, Function, ModuleRef, Struct, Template, Vocab
 from .refusals import math_refusal
@@ -83,6 +84,11 @@ class ExpressionLowering(OperatorLowering, CallLowering):
         if name in REFUSED_BUILTINS:
             raise self.error(node, f"{name}() is not available in kernels", hint=REFUSED_BUILTINS[name])
         raise self.error(node, f"name {name!r} is not defined")
+
+    def type_origins(self, *values: Value) -> tuple[list[Note], str | None]:
+        """Notes on where the locals among `values` got their types, and a hint to fix a mismatch at the source
+        (none outside a function: module constants have no locals)."""
+        return [], None
 
     # --- entry ----------------------------------------------------------------------------------------------
 

@@ -109,8 +109,10 @@ class OperatorLowering:
     def unify(self, node, op: str, a: Value, b: Value) -> tuple[ir.Expr, ir.Expr, str]:
         ta, tb = typeof(a), typeof(b)
         if ta and tb and ta != tb:
+            notes, hint = self.type_origins(a, b)
             raise self.error(node, f"cannot {VERB.get(op, 'compare')} {ta} and {tb}: kernels do not convert types "
-                                   "implicitly", hint=f"convert one side, e.g. {ta}(...) or {tb}(...)")
+                                   "implicitly", hint=hint or f"convert one side, e.g. {ta}(...) or {tb}(...)",
+                             notes=notes)
         t = ta or tb or default_type(a.value)
         return self.as_expr(a, t, node), self.as_expr(b, t, node), t
 

@@ -7,12 +7,13 @@ and memory declarations are here; control flow is in `control_flow.py`.
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from khal_runtime import ir
 
 from .control_flow import ControlFlowLowering, always_returns
-from .diagnostics import ir_loc
+from .diagnostics import KernelCompileError, Note, ir_loc
 from .expressions import ExpressionLowering
 from .operators import BINARY
 from .package import Vocab
@@ -28,8 +29,10 @@ from .values import (
     as_value,
     default_type,
     describe,
+    fits,
     is_pure,
     is_scalar_comptime,
+    typeof,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +59,16 @@ _REFUSED = {
 }
 
 
+@dataclass
+class LocalOrigin:
+    """Where a local got its type: the statement, whether by an annotation, and the untyped literal it started from
+    (`acc = 0`), whose type is the usual cause of a later mismatch."""
+    name: str
+    node: ast.stmt
+    annotated: bool
+    literal: tuple[str | None, Any] | None      # (source text, value)
+
+
 class FunctionLowering(ControlFlowLowering, ExpressionLowering):
     """Lowers the body of one kernel entry or one specialisation of a helper function."""
 
@@ -74,6 +87,7 @@ class FunctionLowering(ControlFlowLowering, ExpressionLowering):
         self.range_vars: set[str] = set()       # range loop variables in scope (read-only in their loop)
         self.loops: list[str] = []              # "dynamic" or "static", innermost last
         self.depth = 0                          # nesting of blocks, 0 = the function's top level
+        self.origins: dict[str, LocalOrigin] = {}   # IR local name -> the statement that gave it its type
         self.requires: list[ir.Requirement] = []
         self.started = False                    # whether a statement other than require() has been lowered
 
@@ -222,14 +236,38 @@ class FunctionLowering(ControlFlowLowering, ExpressionLowering):
         if isinstance(value, Multi):
             raise self.error(node, f"cannot assign {len(value.values)} values to one name",
                              hint="unpack them: a, b = ...")
-        if name in self.names:
-            ir_name = self.names[name]
-            t = self.locals[ir_name]
-        else:
+        value_node = node.value if getattr(node, "value", None) is not None else node
+        if name not in self.names:
             t = annotation or self.local_type(node, value)
             ir_name = self.declare(name, t)
-        return [ir.Assign(ir_name, self.as_expr(value, t, node.value if hasattr(node, "value") and
-                                                 node.value is not None else node), ir_loc(node))]
+            literal = value if annotation is None and isinstance(value, Comptime) and value.type is None else None
+            self.origins[ir_name] = LocalOrigin(name, node, annotation is not None, None if literal is None else (
+                ast.get_source_segment(self.module.source.text, value_node), literal.value))
+            return [ir.Assign(ir_name, self.as_expr(value, t, value_node), ir_loc(node))]
+        ir_name = self.names[name]
+        local = RValue(ir.Var(self.locals[ir_name], ir_name))
+        try:
+            return [ir.Assign(ir_name, self.as_expr(value, local.type, value_node), ir_loc(node))]
+        except KernelCompileError as e:
+            if isinstance(value, (RValue, Comptime)) and typeof(value) not in (None, local.type):
+                e.notes, hint = self.type_origins(local, value)
+                e.hint = hint or e.hint
+            raise
+
+    def type_origins(self, *values: Value) -> tuple[list[Note], str | None]:
+        types = [typeof(v) for v in values if isinstance(v, (RValue, Comptime))]
+        notes: list[Note] = []
+        hint = None
+        for v in values:
+            origin = self.origins.get(v.expr.name) if isinstance(v, RValue) and isinstance(v.expr, ir.Var) else None
+            if origin is None:
+                continue
+            how = "is declared" if origin.annotated else "got its type"
+            notes.append(self.module.source.note(origin.node, f"{origin.name} {how} {v.type} here"))
+            wanted = next((t for t in types if t and t != v.type), None)
+            if origin.literal is not None and wanted and fits(origin.literal[1], wanted) and hint is None:
+                hint = f"give {origin.name} its type where it starts: {origin.name} = {wanted}({origin.literal[0]})"
+        return notes, hint
 
     def local_type(self, node: ast.AST, value: Value) -> str:
         if isinstance(value, RValue):
