@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from frontend_cases import INVALID, PRELUDE
+from frontend_cases_guidance import GUIDANCE
 
 import khal_runtime.lang as lang
 from hatch_khal.frontend import KernelCompileError, compile_package
@@ -20,13 +21,17 @@ def compile_source(tmp_path: Path, body: str, prelude: str = PRELUDE) -> dict[st
     return {k.name: k for k in kernels}
 
 
-@pytest.mark.parametrize("name,body,message", INVALID, ids=[c[0] for c in INVALID])
+CORPUS = INVALID + GUIDANCE
+
+
+@pytest.mark.parametrize("name,body,message", CORPUS, ids=[c[0] for c in CORPUS])
 def test_invalid_kernel_is_refused_with_a_located_message(tmp_path, name, body, message):
     with pytest.raises(KernelCompileError) as caught:
         compile_source(tmp_path, body)
     error = caught.value
     text = str(error)
-    assert message in text
+    for part in (message,) if isinstance(message, str) else message:
+        assert part in text, f"{part!r} is not in:\n{text}"
     source = PRELUDE + body
     marked = next(i for i, line in enumerate(source.splitlines(), 1) if "# <-" in line)
     assert error.line == marked, f"error at line {error.line}, expected {marked}:\n{text}"
@@ -39,7 +44,8 @@ def test_invalid_kernel_is_refused_with_a_located_message(tmp_path, name, body, 
 
 def test_the_corpus_is_large():
     assert len(INVALID) >= 30
-    assert len({message for _, _, message in INVALID}) == len(INVALID)
+    assert len({message for _, _, message in CORPUS}) == len(CORPUS)
+    assert len({name for name, _, _ in CORPUS}) == len(CORPUS)
 
 
 def test_vocabulary_matches_the_lang_module():
