@@ -94,7 +94,8 @@ OP = template("add", "max")
 def combine(x: T, y: T) -> T:
     if OP == "add":
         return x + y
-    return max(x, y) ** y  # <-
+    else:
+        return max(x, y) ** y  # <-
 
 @kernel(workgroup_size=(64,))
 def k(a: MutBuf[T], b: Buf[T]):
