@@ -18,6 +18,7 @@ from .expressions import ExpressionLowering
 from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab, _decorator_name
 from .refusals import python_type_annotation
 from .statements import FunctionLowering
+from .uniformity import check_uniformity
 from .values import Comptime, MemRef, RValue, TypeName, Value, describe
 
 MAX_INSTANCES = 256
@@ -138,12 +139,14 @@ class KernelBuilder:
         if legal_name(name) != name:
             raise module.error(node, f"the kernel name {name!r} is reserved in GLSL or CUDA, where it names the "
                                      "entry point", hint="rename the function")
-        return ir.Kernel(
+        kernel = ir.Kernel(
             name=name, source=module.source.display, line=node.lineno, function=fn.name,
             template={key[1]: python_value(v) for key, v in self.env.items()},
             workgroup_size=self.workgroup_size, buffers=self.buffers, scalars=self.scalars,
             structs=self.structs, shared=self.shared, locals=lowering.locals, body=body,
             functions=self.functions, requires=lowering.requires, params=[a.arg for a in node.args.args])
+        check_uniformity(kernel, self.package.source)
+        return kernel
 
     def read_workgroup_size(self) -> tuple[int, int, int]:
         deco, module = self.fn.kernel, self.fn.module

@@ -140,6 +140,10 @@ class ShaderPackage:
                 return module
         return None
 
+    def source(self, display: str) -> Source:
+        """The parsed source of a module already loaded, by the path its messages show."""
+        return next(m.source for m in self._modules.values() if m is not None and m.source.display == display)
+
     def absolute(self, dotted: str) -> str | None:
         """A dotted import name relative to this package, or None when it is outside the package."""
         if dotted == self.package:
