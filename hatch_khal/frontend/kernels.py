@@ -55,6 +55,7 @@ class KernelBuilder:
         self.constants: dict[tuple[str, str], Value] = {}
         self.evaluating: list[tuple[str, str]] = []
         self.subgroup_use: ast.AST | None = None
+        self.synchronises = False                  # whether the kernel or a helper has a barrier
         self.reserved: set[str] = set()
         self.workgroup_size: tuple[int, int, int] = (1, 1, 1)
 
@@ -145,7 +146,8 @@ class KernelBuilder:
             workgroup_size=self.workgroup_size, buffers=self.buffers, scalars=self.scalars,
             structs=self.structs, shared=self.shared, locals=lowering.locals, body=body,
             functions=self.functions, requires=lowering.requires, params=[a.arg for a in node.args.args])
-        check_uniformity(kernel, self.package.source)
+        if self.synchronises or self.subgroup_use is not None:
+            check_uniformity(kernel, self.package.source)
         return kernel
 
     def read_workgroup_size(self) -> tuple[int, int, int]:

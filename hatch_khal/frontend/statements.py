@@ -158,6 +158,7 @@ class FunctionLowering(ControlFlowLowering, ExpressionLowering):
                 return self.require(node, value)
             if isinstance(fn, Vocab) and fn.name in ("barrier", "storage_barrier"):
                 self.arity(value, fn.name, 0)
+                self.builder.synchronises = True
                 return [ir.Barrier("workgroup" if fn.name == "barrier" else "storage", ir_loc(node))]
             result = self.expr_Call(value)
             if isinstance(result, RValue) and isinstance(result.expr, (ir.Call, ir.Atomic)):

@@ -62,7 +62,11 @@ UNIFORM_LEVEL = Level()
 
 def join(*levels: Level) -> Level:
     """The most thread-dependent of `levels` (the first of those that tie)."""
-    return max(levels, key=lambda level: level.rank, default=UNIFORM_LEVEL)
+    best = UNIFORM_LEVEL
+    for level in levels:
+        if level.rank > best.rank:
+            best = level
+    return best
 
 
 @dataclass
@@ -103,10 +107,9 @@ class Frame:
 
 def check_uniformity(kernel: ir.Kernel, source: Callable[[str], Source]) -> None:
     """Raise a located KernelCompileError where a barrier or subgroup operation of `kernel` is not reached by every
-    invocation that must reach it (the rules are in this module's docstring)."""
-    if any(isinstance(n, ir.Barrier) or (isinstance(n, ir.Intrinsic) and n.name.startswith("subgroup_"))
-           for n in ir.walk(kernel)):
-        _Analysis(kernel, source).run()
+    invocation that must reach it (the rules are in this module's docstring). A kernel without barriers and
+    subgroup operations always passes: callers that know it may skip the call."""
+    _Analysis(kernel, source).run()
 
 
 class _Analysis:
@@ -203,9 +206,10 @@ class _Analysis:
     # --- values ---------------------------------------------------------------------------------------------
 
     def value(self, e: ir.Expr, frame: Frame, flow: Flow, control: Level) -> Level:
-        if isinstance(e, (ir.Const, ir.Param, ir.Len)):
+        kind = type(e)
+        if kind is ir.Const or kind is ir.Param or kind is ir.Len:
             return UNIFORM_LEVEL
-        if isinstance(e, ir.Var):
+        if kind is ir.Var:
             return flow.env.get(e.name, UNIFORM_LEVEL)
         if isinstance(e, ir.Builtin):
             return self.builtin(e)
@@ -216,7 +220,11 @@ class _Analysis:
         if isinstance(e, ir.Call):
             args = [self.value(a, frame, flow, control) for a in e.args]
             return self.call(e, args, frame, flow, control)
-        operands = join(*(self.value(a, frame, flow, control) for a in _operands(e)))
+        operands = UNIFORM_LEVEL
+        for a in _operands(e):
+            level = self.value(a, frame, flow, control)
+            if level.rank > operands.rank:
+                operands = level
         if isinstance(e, ir.Load) and e.space == "private":
             operands = join(operands, flow.env.get(e.name, UNIFORM_LEVEL))
         if isinstance(e, ir.Intrinsic) and e.name.startswith("subgroup_"):
@@ -303,17 +311,13 @@ _LOOP_HINT = ("give the loop a trip count that the whole workgroup shares (bound
               "workgroup_id()), and guard the work inside it")
 
 
+_OPERANDS: dict[type, Callable[..., list[ir.Expr]]] = {
+    ir.Unary: lambda e: [e.a], ir.Cast: lambda e: [e.value], ir.Bitcast: lambda e: [e.value],
+    ir.Field: lambda e: [e.value], ir.Binary: lambda e: [e.a, e.b], ir.Select: lambda e: [e.cond, e.a, e.b],
+    ir.Intrinsic: lambda e: e.args, ir.Load: lambda e: e.index,
+}
+
+
 def _operands(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, (ir.Unary, ir.Cast, ir.Bitcast)):
-        return [e.a] if isinstance(e, ir.Unary) else [e.value]
-    if isinstance(e, ir.Binary):
-        return [e.a, e.b]
-    if isinstance(e, ir.Select):
-        return [e.cond, e.a, e.b]
-    if isinstance(e, ir.Field):
-        return [e.value]
-    if isinstance(e, ir.Intrinsic):
-        return list(e.args)
-    if isinstance(e, ir.Load):
-        return list(e.index)
-    raise TypeError(f"no uniformity rule for {type(e).__name__}")
+    """The operands of an expression whose uniformity is theirs (for the kinds `value` does not treat itself)."""
+    return _OPERANDS[type(e)](e)
