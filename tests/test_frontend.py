@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from frontend_cases import INVALID, PRELUDE
+from frontend_cases_barriers import ACCEPTED, BARRIER_PRELUDE, DIVERGENT
+from frontend_cases_guidance import GUIDANCE
 
 import khal_runtime.lang as lang
 from hatch_khal.frontend import KernelCompileError, compile_package
@@ -20,14 +22,18 @@ def compile_source(tmp_path: Path, body: str, prelude: str = PRELUDE) -> dict[st
     return {k.name: k for k in kernels}
 
 
-@pytest.mark.parametrize("name,body,message", INVALID, ids=[c[0] for c in INVALID])
-def test_invalid_kernel_is_refused_with_a_located_message(tmp_path, name, body, message):
+CORPUS = [(*case, PRELUDE) for case in INVALID + GUIDANCE] + [(*case, BARRIER_PRELUDE) for case in DIVERGENT]
+
+
+@pytest.mark.parametrize("name,body,message,prelude", CORPUS, ids=[c[0] for c in CORPUS])
+def test_invalid_kernel_is_refused_with_a_located_message(tmp_path, name, body, message, prelude):
     with pytest.raises(KernelCompileError) as caught:
-        compile_source(tmp_path, body)
+        compile_source(tmp_path, body, prelude)
     error = caught.value
     text = str(error)
-    assert message in text
-    source = PRELUDE + body
+    for part in (message,) if isinstance(message, str) else message:
+        assert part in text, f"{part!r} is not in:\n{text}"
+    source = prelude + body
     marked = next(i for i, line in enumerate(source.splitlines(), 1) if "# <-" in line)
     assert error.line == marked, f"error at line {error.line}, expected {marked}:\n{text}"
     assert error.path == "pkg/m.py"
@@ -39,7 +45,14 @@ def test_invalid_kernel_is_refused_with_a_located_message(tmp_path, name, body, 
 
 def test_the_corpus_is_large():
     assert len(INVALID) >= 30
-    assert len({message for _, _, message in INVALID}) == len(INVALID)
+    assert len({message for _, _, message, _ in CORPUS}) == len(CORPUS)
+    assert len({name for name, _, _, _ in CORPUS}) == len(CORPUS)
+
+
+def test_barriers_and_subgroup_operations_that_every_invocation_reaches_compile(tmp_path):
+    kernels = compile_source(tmp_path, ACCEPTED, BARRIER_PRELUDE)
+    assert sorted(kernels) == ["subgroups_in_varying_ifs", "uniform_barriers"]
+    assert sum(isinstance(n, ir.Barrier) for n in ir.walk(kernels["uniform_barriers"])) == 7
 
 
 def test_vocabulary_matches_the_lang_module():

@@ -24,7 +24,8 @@ expressions = st.recursive(
     max_leaves=6)
 STATEMENTS = ["x = {}", "a[i] = {}", "if {}:\n        a[0] = 1.0", "for j in range({}):\n        a[j] = 0.0",
               "while {}:\n        break", "x = {}\n    a[0] = x", "x: f32 = {}", "a[0] += {}", "t[i] = {}",
-              "y, z = {}, {}", "require({})", "return {}"]
+              "y, z = {}, {}", "require({})", "return {}", "if {}:\n        barrier()",
+              "while {}:\n        barrier()\n        break", "if {}:\n        return\n    x = subgroup_add({})"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,8 +10,8 @@ from pathlib import Path
 from khal_runtime import ir
 
 from .diagnostics import KernelCompileError
-from .kernels import compile_kernel
 from .package import ShaderPackage
+from .templates import compile_kernel
 
 __all__ = ["KernelCompileError", "compile_package", "compile_module"]
 

@@ -1,8 +1,4 @@
-"""Kernel instances: template instantiation, signatures, structs and helper specialisation.
-
-A kernel is compiled once per combination of the template values it uses. The builder finds those templates by
-compiling: the first time the body reads an unbound template, compilation stops (`NeedTemplate`) and restarts once
-per value of that template. Only templates that matter to the code actually compiled multiply the instances.
+"""One kernel instance: signatures, structs and helper specialisation (`templates.py` makes the instances).
 
 Helpers are specialised per call signature: their scalar parameters become IR function parameters, while buffer
 and shared-array parameters are bound to the caller's memory, so that the generated function refers to that
@@ -20,7 +16,9 @@ from ..render.names import legal_name, template_text
 from .diagnostics import KernelCompileError
 from .expressions import ExpressionLowering
 from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab, _decorator_name
+from .refusals import python_type_annotation
 from .statements import FunctionLowering
+from .uniformity import check_uniformity
 from .values import Comptime, MemRef, RValue, TypeName, Value, describe
 
 MAX_INSTANCES = 256
@@ -32,52 +30,11 @@ class NeedTemplate(Exception):
         self.template = template
 
 
-def compile_kernel(package: ShaderPackage, fn: Function) -> list[ir.Kernel]:
-    """Every instance of one @kernel function, in a deterministic order."""
-    kernels: list[ir.Kernel] = []
-    pending: list[dict[tuple[str, str], Value]] = [{}]
-    while pending:
-        env = pending.pop(0)
-        try:
-            kernels.append(KernelBuilder(package, fn, env).build())
-        except NeedTemplate as need:
-            values = template_values(package, need.template)
-            pending[0:0] = [{**env, need.template.key: v} for v in values]
-        if len(kernels) + len(pending) > MAX_INSTANCES:
-            raise fn.module.error(fn.node, f"{fn.name} would have more than {MAX_INSTANCES} template instances")
-    names: dict[str, ir.Kernel] = {}
-    for k in kernels:
-        if k.name in names:
-            raise fn.module.error(fn.node, f"two instances of {fn.name} are both named {k.name!r}",
-                                  hint="give the templates values whose names differ")
-        names[k.name] = k
-    return kernels
+def value_name(v: Value) -> str:
+    return template_text(python_value(v))
 
 
-def template_values(package: ShaderPackage, t: Template) -> list[Value]:
-    lowering = ExpressionLowering(KernelBuilder(package, None, {}), t.module)
-    if t.node.keywords or not t.node.args:
-        raise t.module.error(t.node, "template() takes the values as positional arguments: template(f32, f16)")
-    values: list[Value] = []
-    for arg in t.node.args:
-        try:
-            v = lowering.expr(arg)
-        except NeedTemplate:
-            raise t.module.error(arg, "template values cannot depend on other templates") from None
-        ok = isinstance(v, TypeName) or (isinstance(v, Comptime) and isinstance(v.value, (int, float, str, bool)))
-        if not ok:
-            raise t.module.error(arg, f"a template value must be a type, number, bool or string, not {describe(v)}")
-        if any(_value_name(v) == _value_name(w) for w in values):
-            raise t.module.error(arg, f"the value {_value_name(v)} appears twice in template {t.name}")
-        values.append(v)
-    return values
-
-
-def _value_name(v: Value) -> str:
-    return template_text(_python_value(v))
-
-
-def _python_value(v: Value) -> Any:
+def python_value(v: Value) -> Any:
     return v.name if isinstance(v, TypeName) else v.value
 
 
@@ -98,6 +55,7 @@ class KernelBuilder:
         self.constants: dict[tuple[str, str], Value] = {}
         self.evaluating: list[tuple[str, str]] = []
         self.subgroup_use: ast.AST | None = None
+        self.synchronises = False                  # whether the kernel or a helper has a barrier
         self.reserved: set[str] = set()
         self.workgroup_size: tuple[int, int, int] = (1, 1, 1)
 
@@ -124,8 +82,15 @@ class KernelBuilder:
             self.constants[key] = value
         return self.constants[key]
 
+    def annotation(self, module, node: ast.expr) -> Value:
+        """The value of a type annotation (or of the element type inside one)."""
+        refused = python_type_annotation(module, node)
+        if refused:
+            raise refused
+        return ExpressionLowering(self, module).expr(node)
+
     def scalar_annotation(self, module, node: ast.expr) -> str:
-        v = ExpressionLowering(self, module).expr(node)
+        v = self.annotation(module, node)
         if not isinstance(v, TypeName):
             raise module.error(node, f"expected a scalar type such as f32 or u32, found {describe(v)}")
         return v.name
@@ -171,16 +136,19 @@ class KernelBuilder:
             raise module.error(self.subgroup_use, f"kernels that use subgroup operations need a workgroup size "
                                                   f"that is a multiple of {SUBGROUP_MULTIPLE}; {fn.name} has {total}",
                                hint="a partial subgroup would leave a CUDA warp incomplete")
-        name = "_".join([fn.name] + [_value_name(v) for v in self.env.values()])
+        name = "_".join([fn.name] + [value_name(v) for v in self.env.values()])
         if legal_name(name) != name:
             raise module.error(node, f"the kernel name {name!r} is reserved in GLSL or CUDA, where it names the "
                                      "entry point", hint="rename the function")
-        return ir.Kernel(
+        kernel = ir.Kernel(
             name=name, source=module.source.display, line=node.lineno, function=fn.name,
-            template={key[1]: _python_value(v) for key, v in self.env.items()},
+            template={key[1]: python_value(v) for key, v in self.env.items()},
             workgroup_size=self.workgroup_size, buffers=self.buffers, scalars=self.scalars,
             structs=self.structs, shared=self.shared, locals=lowering.locals, body=body,
             functions=self.functions, requires=lowering.requires, params=[a.arg for a in node.args.args])
+        if self.synchronises or self.subgroup_use is not None:
+            check_uniformity(kernel, self.package.source)
+        return kernel
 
     def read_workgroup_size(self) -> tuple[int, int, int]:
         deco, module = self.fn.kernel, self.fn.module
@@ -239,13 +207,13 @@ class KernelBuilder:
             kind = lowering.expr(node.value)
             names = {"Buf": "read", "MutBuf": "read_write", "Array": "array"}
             if isinstance(kind, Vocab) and kind.name in names and (allow_arrays or kind.name != "Array"):
-                elem = lowering.expr(node.slice)
+                elem = self.annotation(module, node.slice)
                 if not isinstance(elem, TypeName) or elem.name == "bool":
                     raise module.error(node.slice, "the element type must be a numeric type such as f32 or u32",
                                        hint="bool values travel in buffers as u32")
                 return names[kind.name], elem.name
             raise module.error(node, "expected Buf[T] or MutBuf[T]" + (" or Array[T]" if allow_arrays else ""))
-        v = lowering.expr(node)
+        v = self.annotation(module, node)
         if isinstance(v, TypeName):
             return "scalar", v.name
         if isinstance(v, Struct):

@@ -64,6 +64,8 @@ class Foreign:
     """A name bound by something the compiler does not follow (an import of numpy, host code, ...)."""
     name: str
     what: str
+    python_module: str = ""             # the module an import names ("math"), to explain what kernels have instead
+    attr: str = ""                      # the name imported from it (`from math import erf`)
 
 
 @dataclass
@@ -74,8 +76,8 @@ class ShaderModule:
     names: dict[str, object] = field(default_factory=dict)
     kernels: list[Function] = field(default_factory=list)
 
-    def error(self, node, message, hint=None, context=None) -> KernelCompileError:
-        return self.source.error(node, message, hint, context)
+    def error(self, node, message, hint=None, context=None, notes=None) -> KernelCompileError:
+        return self.source.error(node, message, hint, context, notes)
 
     def lookup(self, name: str, depth: int = 0) -> object | None:
         """What a top-level name means, following `from x import y` into other shader modules."""
@@ -138,6 +140,10 @@ class ShaderPackage:
                 return module
         return None
 
+    def source(self, display: str) -> Source:
+        """The parsed source of a module already loaded, by the path its messages show."""
+        return next(m.source for m in self._modules.values() if m is not None and m.source.display == display)
+
     def absolute(self, dotted: str) -> str | None:
         """A dotted import name relative to this package, or None when it is outside the package."""
         if dotted == self.package:
@@ -158,7 +164,7 @@ def _read_top_level(module: ShaderModule, is_package: bool) -> None:
                 else:
                     rel = module.package.absolute(alias.name)
                     module.names[local] = ModuleRef(rel) if rel is not None and alias.asname else Foreign(
-                        local, f"the module {alias.name}")
+                        local, f"the module {alias.name}", alias.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             _read_assignment(module, node)
         elif isinstance(node, ast.FunctionDef):
@@ -202,7 +208,7 @@ def _read_import_from(module: ShaderModule, node: ast.ImportFrom, is_package: bo
                                    hint="import the names you use")
             module.names[local] = _ImportFrom(rel, alias.name)
         else:
-            module.names[local] = Foreign(local, f"imported from {node.module}")
+            module.names[local] = Foreign(local, f"imported from {node.module}", node.module or "", alias.name)
 
 
 def _read_assignment(module: ShaderModule, node: ast.Assign | ast.AnnAssign) -> None:

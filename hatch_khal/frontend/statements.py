@@ -1,21 +1,39 @@
 """Statements of the kernel language: the body of a kernel or helper function, lowered to IR statements.
 
-Locals take their type from their first assignment (or an annotation) and keep it. `if` on a compile-time
-condition compiles only the branch taken, which is how templates specialise code. `for` loops run over `range`
-(a run-time loop) or `static_range` (unrolled, the loop variable a compile-time constant).
+Locals take their type from their first assignment (or an annotation) and keep it. Simple statements, assignment
+and memory declarations are here; control flow is in `control_flow.py`.
 """
 
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from khal_runtime import ir
 
-from .expressions import BINARY, ExpressionLowering, _as_value, _default_type, is_pure
+from .control_flow import ControlFlowLowering, always_returns
+from .diagnostics import KernelCompileError, Note, ir_loc
+from .expressions import ExpressionLowering
+from .operators import BINARY
 from .package import Vocab
 from .requirements import requirement
-from .values import BuiltinVec, Comptime, MemRef, Multi, RValue, TypeName, Value, describe, is_scalar_comptime, typeof
+from .values import (
+    BuiltinVec,
+    Comptime,
+    MemRef,
+    Multi,
+    RValue,
+    TypeName,
+    Value,
+    as_value,
+    default_type,
+    describe,
+    fits,
+    is_pure,
+    is_scalar_comptime,
+    typeof,
+)
 
 if TYPE_CHECKING:
     from .kernels import KernelBuilder
@@ -41,7 +59,17 @@ _REFUSED = {
 }
 
 
-class FunctionLowering(ExpressionLowering):
+@dataclass
+class LocalOrigin:
+    """Where a local got its type: the statement, whether by an annotation, and the untyped literal it started from
+    (`acc = 0`), whose type is the usual cause of a later mismatch."""
+    name: str
+    node: ast.stmt
+    annotated: bool
+    literal: tuple[str | None, Any] | None      # (source text, value)
+
+
+class FunctionLowering(ControlFlowLowering, ExpressionLowering):
     """Lowers the body of one kernel entry or one specialisation of a helper function."""
 
     def __init__(self, builder: KernelBuilder, module: ShaderModule, node: ast.FunctionDef,
@@ -59,6 +87,7 @@ class FunctionLowering(ExpressionLowering):
         self.range_vars: set[str] = set()       # range loop variables in scope (read-only in their loop)
         self.loops: list[str] = []              # "dynamic" or "static", innermost last
         self.depth = 0                          # nesting of blocks, 0 = the function's top level
+        self.origins: dict[str, LocalOrigin] = {}   # IR local name -> the statement that gave it its type
         self.requires: list[ir.Requirement] = []
         self.started = False                    # whether a statement other than require() has been lowered
 
@@ -91,7 +120,7 @@ class FunctionLowering(ExpressionLowering):
                 and isinstance(stmts[0].value.value, str):
             stmts = stmts[1:]                   # the docstring
         out = self.block(stmts, nested=False)
-        if self.ret is not None and not _always_returns(out):
+        if self.ret is not None and not always_returns(out):
             raise self.error(self.node, f"{self.node.name} may reach its end without returning a {self.ret}",
                              hint="end every path with a return statement")
         return out
@@ -129,10 +158,11 @@ class FunctionLowering(ExpressionLowering):
                 return self.require(node, value)
             if isinstance(fn, Vocab) and fn.name in ("barrier", "storage_barrier"):
                 self.arity(value, fn.name, 0)
-                return [ir.Barrier("workgroup" if fn.name == "barrier" else "storage", _loc(node))]
+                self.builder.synchronises = True
+                return [ir.Barrier("workgroup" if fn.name == "barrier" else "storage", ir_loc(node))]
             result = self.expr_Call(value)
             if isinstance(result, RValue) and isinstance(result.expr, (ir.Call, ir.Atomic)):
-                return [ir.ExprStmt(result.expr, _loc(node))]
+                return [ir.ExprStmt(result.expr, ir_loc(node))]
         raise self.error(node, "this expression has no effect", hint="assign its value to a local or a buffer")
 
     def require(self, node: ast.Expr, call: ast.Call) -> list[ir.Stmt]:
@@ -207,14 +237,38 @@ class FunctionLowering(ExpressionLowering):
         if isinstance(value, Multi):
             raise self.error(node, f"cannot assign {len(value.values)} values to one name",
                              hint="unpack them: a, b = ...")
-        if name in self.names:
-            ir_name = self.names[name]
-            t = self.locals[ir_name]
-        else:
+        value_node = node.value if getattr(node, "value", None) is not None else node
+        if name not in self.names:
             t = annotation or self.local_type(node, value)
             ir_name = self.declare(name, t)
-        return [ir.Assign(ir_name, self.as_expr(value, t, node.value if hasattr(node, "value") and
-                                                 node.value is not None else node), _loc(node))]
+            literal = value if annotation is None and isinstance(value, Comptime) and value.type is None else None
+            self.origins[ir_name] = LocalOrigin(name, node, annotation is not None, None if literal is None else (
+                ast.get_source_segment(self.module.source.text, value_node), literal.value))
+            return [ir.Assign(ir_name, self.as_expr(value, t, value_node), ir_loc(node))]
+        ir_name = self.names[name]
+        local = RValue(ir.Var(self.locals[ir_name], ir_name))
+        try:
+            return [ir.Assign(ir_name, self.as_expr(value, local.type, value_node), ir_loc(node))]
+        except KernelCompileError as e:
+            if isinstance(value, (RValue, Comptime)) and typeof(value) not in (None, local.type):
+                e.notes, hint = self.type_origins(local, value)
+                e.hint = hint or e.hint
+            raise
+
+    def type_origins(self, *values: Value) -> tuple[list[Note], str | None]:
+        types = [typeof(v) for v in values if isinstance(v, (RValue, Comptime))]
+        notes: list[Note] = []
+        hint = None
+        for v in values:
+            origin = self.origins.get(v.expr.name) if isinstance(v, RValue) and isinstance(v.expr, ir.Var) else None
+            if origin is None:
+                continue
+            how = "is declared" if origin.annotated else "got its type"
+            notes.append(self.module.source.note(origin.node, f"{origin.name} {how} {v.type} here"))
+            wanted = next((t for t in types if t and t != v.type), None)
+            if origin.literal is not None and wanted and fits(origin.literal[1], wanted) and hint is None:
+                hint = f"give {origin.name} its type where it starts: {origin.name} = {wanted}({origin.literal[0]})"
+        return notes, hint
 
     def local_type(self, node: ast.AST, value: Value) -> str:
         if isinstance(value, RValue):
@@ -224,13 +278,13 @@ class FunctionLowering(ExpressionLowering):
                 raise self.error(node, "this call returns nothing")
             return value.type
         if is_scalar_comptime(value):
-            return value.type or _default_type(value.value)
+            return value.type or default_type(value.value)
         raise self.error(node, f"a local cannot hold {describe(value)}",
                          hint="compile-time strings and types are used directly, not stored")
 
     def assign_tuple(self, node: ast.Assign, target: ast.Tuple, value: Value) -> list[ir.Stmt]:
         values = value.values if isinstance(value, Multi) else (
-            tuple(_as_value(v) for v in value.value) if isinstance(value, Comptime) and
+            tuple(as_value(v) for v in value.value) if isinstance(value, Comptime) and
             isinstance(value.value, tuple) else None)
         if values is None or len(values) != len(target.elts):
             raise self.error(node, f"cannot unpack {describe(value)} into {len(target.elts)} names")
@@ -243,7 +297,7 @@ class FunctionLowering(ExpressionLowering):
                 tmp = self.builder.local_name("tmp", self.locals)
                 t = self.local_type(node, v)
                 self.locals[tmp] = t
-                out.append(ir.Assign(tmp, self.as_expr(v, t, node), _loc(node)))
+                out.append(ir.Assign(tmp, self.as_expr(v, t, node), ir_loc(node)))
                 temps.append(RValue(ir.Var(t, tmp)))
             values = tuple(temps)
         for t, v in zip(target.elts, values):
@@ -263,7 +317,7 @@ class FunctionLowering(ExpressionLowering):
         if ref.access != "read_write":
             raise self.error(node, f"{ref.describe()} is read-only",
                              hint=f"declare it MutBuf[{ref.elem}] to write to it")
-        return ir.Store(ref.space, ref.name, list(ref.index), self.as_expr(value, ref.elem, node), _loc(node))
+        return ir.Store(ref.space, ref.name, list(ref.index), self.as_expr(value, ref.elem, node), ir_loc(node))
 
     def declare_memory(self, node: ast.Assign, name: str, kind: str, call: ast.Call) -> list[ir.Stmt]:
         if self.depth or self.loops:
@@ -293,149 +347,7 @@ class FunctionLowering(ExpressionLowering):
                                      tuple(shape), "read_write", label=name)
         return []
 
-    # --- control flow ---------------------------------------------------------------------------------------
-
-    def condition(self, node: ast.expr) -> Value:
-        cond = self.expr(node)
-        if isinstance(cond, Comptime) and isinstance(cond.value, bool):
-            return cond
-        e = self.as_expr(cond, None, node)
-        if e.type != "bool":
-            raise self.error(node, f"the condition must be a bool, found {e.type}",
-                             hint="compare explicitly, e.g. `if x != 0:`")
-        return RValue(e)
-
-    def stmt_If(self, node: ast.If) -> list[ir.Stmt]:
-        cond = self.condition(node.test)
-        if isinstance(cond, Comptime):
-            return self.block(node.body if cond.value else node.orelse)
-        return [ir.If(cond.expr, self.block(node.body), self.block(node.orelse), _loc(node))]
-
-    def stmt_While(self, node: ast.While) -> list[ir.Stmt]:
-        if node.orelse:
-            raise self.error(node, "while ... else is not supported")
-        cond = self.condition(node.test)
-        if isinstance(cond, Comptime) and not cond.value:
-            return []
-        body = self.loop_body(node.body, "dynamic")
-        expr = cond.expr if isinstance(cond, RValue) else ir.Const("bool", True)
-        return [ir.While(expr, body, _loc(node))]
-
-    def loop_body(self, body: list[ast.stmt], kind: str) -> list[ir.Stmt]:
-        self.loops.append(kind)
-        try:
-            return self.block(body)
-        finally:
-            self.loops.pop()
-
-    def stmt_For(self, node: ast.For) -> list[ir.Stmt]:
-        if node.orelse:
-            raise self.error(node, "for ... else is not supported")
-        it = node.iter
-        fn = self.expr(it.func) if isinstance(it, ast.Call) else None
-        if not (isinstance(fn, Vocab) and fn.name in ("range", "static_range")):
-            raise self.error(it, "kernels loop over range(...) or static_range(...)",
-                             hint="to visit a buffer, loop over range(len(buf)) and index it")
-        if not isinstance(node.target, ast.Name):
-            raise self.error(node.target, "the loop variable must be a single name")
-        if not 1 <= len(it.args) <= 3:
-            raise self.error(it, f"{fn.name}() takes 1 to 3 arguments")
-        args = [self.expr(a) for a in it.args]
-        start, stop, step = (Comptime(0), args[0], Comptime(1)) if len(args) == 1 else (
-            args[0], args[1], args[2] if len(args) == 3 else Comptime(1))
-        if fn.name == "static_range":
-            return self.static_loop(node, start, stop, step)
-        return self.range_loop(node, start, stop, step)
-
-    def static_loop(self, node: ast.For, start: Value, stop: Value, step: Value) -> list[ir.Stmt]:
-        bounds = [start, stop, step]
-        if not all(isinstance(b, Comptime) and isinstance(b.value, int) for b in bounds):
-            raise self.error(node.iter, "static_range() bounds must be compile-time integers",
-                             hint="use range() for a loop whose bounds are known only at run time")
-        values = range(start.value, stop.value, step.value) if step.value else None
-        if values is None:
-            raise self.error(node.iter, "the step of static_range() cannot be 0")
-        if len(values) > 256:
-            raise self.error(node.iter, f"static_range() would unroll {len(values)} iterations (at most 256)",
-                             hint="use range() instead")
-        name = node.target.id
-        out: list[ir.Stmt] = []
-        for v in values:
-            self.static[name] = Comptime(v, start.type or stop.type)
-            out.extend(self.loop_body(node.body, "static"))
-        self.static.pop(name, None)
-        return out
-
-    def range_loop(self, node: ast.For, start: Value, stop: Value, step: Value) -> list[ir.Stmt]:
-        name = node.target.id
-        for v, what in ((start, "start"), (stop, "stop"), (step, "step")):
-            if not isinstance(v, RValue) and not (isinstance(v, Comptime) and isinstance(v.value, int)):
-                raise self.error(node.iter, f"the {what} of range() must be an integer, found {describe(v)}")
-        known = self.locals[self.names[name]] if name in self.names else None
-        t = known or next((typeof(v) for v in (start, stop, step) if typeof(v)), None) or "i32"
-        if t not in ir.INTS:
-            raise self.error(node.iter, f"range() needs integer bounds, found {t}")
-        if isinstance(step, Comptime):
-            if step.value == 0:
-                raise self.error(node.iter, "the step of range() cannot be 0")
-            if step.value < 0 and t not in ir.SIGNED:
-                raise self.error(node.iter, f"a negative step needs a signed loop variable, not {t}",
-                                 hint="loop over i32: range(i32(n) - 1, -1, -1)")
-        exprs = [self.as_expr(v, t, node.iter) for v in (start, stop, step)]
-        ir_name = self.names[name] if known else self.declare(name, t)
-        self.range_vars.add(name)
-        try:
-            body = self.loop_body(node.body, "dynamic")
-        finally:
-            self.range_vars.discard(name)
-        return [ir.For(ir_name, exprs[0], exprs[1], exprs[2], body, _loc(node))]
-
-    def stmt_Break(self, node: ast.Break) -> list[ir.Stmt]:
-        return [ir.Break(_loc(self.jump(node, "break")))]
-
-    def stmt_Continue(self, node: ast.Continue) -> list[ir.Stmt]:
-        return [ir.Continue(_loc(self.jump(node, "continue")))]
-
-    def jump(self, node: ast.stmt, word: str) -> ast.stmt:
-        if not self.loops:
-            raise self.error(node, f"{word} outside a loop")
-        if self.loops[-1] == "static":
-            raise self.error(node, f"{word} is not allowed directly in a static_range loop, which is unrolled",
-                             hint="use range() for this loop")
-        return node
-
-    def stmt_Return(self, node: ast.Return) -> list[ir.Stmt]:
-        if self.is_kernel:
-            if node.value is not None:
-                raise self.error(node, "kernels return nothing", hint="write results to a MutBuf parameter")
-            return [ir.Return(None, _loc(node))]
-        if node.value is None:
-            if self.ret is not None:
-                raise self.error(node, f"{self.node.name} must return a {self.ret}")
-            return [ir.Return(None, _loc(node))]
-        value = self.expr(node.value)
-        if self.ret is None:
-            if self.builder.returns_nothing(self.node):
-                raise self.error(node, f"{self.node.name} is declared to return None")
-            self.ret = self.local_type(node, value)
-        return [ir.Return(self.as_expr(value, self.ret, node.value), _loc(node))]
-
 
 def _is_require(node: ast.stmt) -> bool:
     call = node.value if isinstance(node, ast.Expr) else None
     return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "require"
-
-
-def _loc(node: ast.AST) -> tuple[int, int]:
-    return (node.lineno, node.col_offset)
-
-
-def _always_returns(stmts: list[ir.Stmt]) -> bool:
-    if not stmts:
-        return False
-    last = stmts[-1]
-    if isinstance(last, ir.Return):
-        return True
-    if isinstance(last, ir.If):
-        return _always_returns(last.then) and _always_returns(last.orelse)
-    return False

@@ -138,6 +138,23 @@ def fold_compare(op: str, a: Any, b: Any) -> bool:
     return {"eq": a == b, "ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
 
 
+def default_type(value: Any) -> str:
+    """The type of an untyped literal that meets nothing typed: i32, f32 or bool."""
+    if isinstance(value, bool):
+        return "bool"
+    return "f32" if isinstance(value, float) else "i32"
+
+
+def as_value(item: Any) -> Value:
+    """An element of a compile-time tuple as a value."""
+    return item if isinstance(item, TypeName) else Comptime(item)
+
+
+def is_pure(e: ir.Expr) -> bool:
+    """Whether evaluating `e` twice is harmless (no calls, no atomics)."""
+    return not any(isinstance(n, (ir.Call, ir.Atomic)) for n in ir.walk(e))
+
+
 def const(t: str, value: Any) -> ir.Const:
     return ir.Const(t, wrap(value, t))
 
@@ -160,6 +177,8 @@ def describe(value: Value) -> str:
         return f"the vector {value.name}()"
     if isinstance(value, Multi):
         return f"{len(value.values)} values"
+    if type(value).__name__ == "Foreign":
+        return value.what
     kind = {"Vocab": "the built-in", "Function": "the function", "Struct": "the struct", "ModuleRef": "the module"}
     name = getattr(value, "name", "")
     return f"{kind.get(type(value).__name__, type(value).__name__)} {name}".rstrip()
