@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,40 @@ def ensure_built(root: Path, options: Options, progress: bool = False) -> None:
     default compile cache)."""
     if not up_to_date(root, options):
         write_outputs(root, build(root, options, Cache(default_directory()), progress=progress), options)
+
+
+def refuse_collisions(options: Options, project: str | None) -> None:
+    """A BuildError if a shader package's import name belongs to an installed distribution other than `project`
+    (the one being built): installing the project would overwrite that distribution's files, its generated
+    kernels among them, without a word from pip. Only what this environment holds is seen (under pip's build
+    isolation: the build requirements, khal-gpu among them)."""
+    import importlib.metadata  # here: it costs 40 ms, and only builds need it
+
+    owners = importlib.metadata.packages_distributions()
+    for package in options.packages:
+        top = package.split(".")[0]
+        others = sorted({name for name in owners.get(top, ()) if not _same_project(name, project)})
+        if others:
+            owner = ("distribution " if len(others) == 1 else "distributions ") + " and ".join(map(repr, others))
+            name = repr(project) if project else "this project"
+            raise BuildError(f"the shader package {package!r} of {name} has the import name {top!r}, which the "
+                             f"installed {owner} owns: installing {name} would overwrite the files of {owner} in "
+                             f"{top}/ (its {options.output}/ kernels among them). Rename the shader package "
+                             f"(e.g. {_suggested_name(project, top)!r}) and the `packages` option with it")
+
+
+def _same_project(distribution: str, project: str | None) -> bool:
+    """Whether two distribution names are one project's (PEP 503: case, and runs of -_. alike)."""
+    return project is not None and _normalized(distribution) == _normalized(project)
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _suggested_name(project: str | None, top: str) -> str:
+    prefix = re.sub(r"[^0-9a-zA-Z]+", "_", project or "my").strip("_").lower()
+    return f"{prefix}_{top}"
 
 
 def output_directory(package: str, options: Options) -> str:

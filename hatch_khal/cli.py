@@ -27,6 +27,7 @@ from .build import (
     build,
     ensure_built,
     output_directory,
+    refuse_collisions,
     toolchain_versions,
     up_to_date,
     write_outputs,
@@ -52,8 +53,17 @@ def find_root(start: Path) -> Path:
     raise UsageError(f"no pyproject.toml in {start} or above it; run khal-gpu inside a project, or pass --root")
 
 
+def read_pyproject(root: Path) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text())
+
+
+def project_name(root: Path) -> str | None:
+    """`[project].name` of the project at `root` (None where it has none)."""
+    return read_pyproject(root).get("project", {}).get("name")
+
+
 def read_options(root: Path) -> Options:
-    doc = tomllib.loads((root / "pyproject.toml").read_text())
+    doc = read_pyproject(root)
     hooks = doc.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {}).get("hooks", {})
     for name in ("khal", "custom"):
         table = hooks.get(name)
@@ -229,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info()
         root = (args.root or find_root(Path.cwd())).resolve()
         options = read_options(root)
+        if args.command != "clean":
+            refuse_collisions(options, project_name(root))
         command = {"build": cmd_build, "check": cmd_check, "inspect": cmd_inspect, "clean": cmd_clean}
         return command[args.command](root, options, args)
     except (KernelCompileError, BuildError, UsageError) as e:

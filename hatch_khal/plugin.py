@@ -22,7 +22,7 @@ from pathlib import Path
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.plugin import hookimpl
 
-from .build import STAMP, Options, ensure_built, output_directory
+from .build import STAMP, Options, ensure_built, output_directory, refuse_collisions
 
 
 class KhalBuildHook(BuildHookInterface):
@@ -33,6 +33,7 @@ class KhalBuildHook(BuildHookInterface):
             return
         options = Options.from_config(self.config, f"[tool.hatch.build.targets.wheel.hooks.{self.PLUGIN_NAME}]")
         root = Path(self.root)
+        refuse_collisions(options, self.metadata.name)
         ensure_built(root, options, progress=sys.stderr.isatty())
         if version != "editable":
             for path in sorted(_existing(root, options)):

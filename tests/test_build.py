@@ -113,6 +113,32 @@ def test_a_compile_error_is_reported_without_a_traceback(project, capsys):
     assert "Traceback" not in err
 
 
+def installed_distribution(site: Path, name: str, top_level: str) -> None:
+    """A distribution `name` that owns the import name `top_level`, as pip would install it into `site`."""
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "RECORD").write_text(f"{top_level}/__init__.py,,\n{info.name}/METADATA,,\n")
+
+
+def test_a_shader_package_owned_by_another_distribution_is_refused(project, monkeypatch, capsys):
+    installed_distribution(project / "site", "kernel-zoo", "kernels")
+    monkeypatch.syspath_prepend(str(project / "site"))
+    assert khal(project, "build") == 1
+    err = capsys.readouterr().err
+    assert "the shader package 'kernels' of 'demo' has the import name 'kernels', which the installed distribution " \
+           "'kernel-zoo' owns: installing 'demo' would overwrite the files of distribution 'kernel-zoo' in kernels/ " \
+           "(its _generated/ kernels among them)" in err
+    assert "Rename the shader package (e.g. 'demo_kernels')" in err
+    assert not (project / "kernels" / "_generated").exists()
+
+
+def test_a_shader_package_of_the_project_being_built_is_no_collision(project, monkeypatch):
+    installed_distribution(project / "site", "Demo", "kernels")     # an earlier install of this very project
+    monkeypatch.syspath_prepend(str(project / "site"))
+    assert khal(project, "build") == 0
+
+
 def test_unchanged_rebuild_compiles_nothing(project, monkeypatch):
     assert khal(project, "build") == 0
     compiled = []
