@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from khal_runtime import ir
+from khal_runtime import freshness, ir
 
 from . import bindings, manifest
 from .cache import Cache, default_directory, key
@@ -97,9 +97,9 @@ def stamp(root: Path, options: Options) -> str:
     sources = [(p, p.relative_to(compiler).as_posix()) for p in sorted(compiler.rglob("*.py"))]
     sources.append((Path(ir.__file__), "khal_runtime/ir.py"))
     for package in options.packages:
-        directory = root / package.replace(".", "/")
-        sources += [(p, p.relative_to(root).as_posix()) for p in sorted(directory.rglob("*.py"))
-                    if options.output not in p.relative_to(directory).parts]
+        directory = package.replace(".", "/")
+        sources += [(root / directory / rel, f"{directory}/{rel}")
+                    for rel in freshness.shader_sources(str(root / directory), options.output)]
     for path, name in sources:
         h.update(key(name, path.read_bytes()).encode())
     h.update(key(repr(options.locked()), repr(sorted(toolchain_versions(options).items()))).encode())
@@ -270,9 +270,6 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="khal: compiling kernels", unit="artifact", leave=False)
 
 
-STAMP = ".khal-stamp"     # in each output folder: the stamp of the build that wrote it (not in the lock or wheel)
-
-
 def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list[str]:
     """Write the generated files under `root`, removing stale ones from the output folders, and stamp each folder
     with the build's inputs; returns the paths written (unchanged files are left alone, with their times)."""
@@ -293,7 +290,9 @@ def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list
                     existing.unlink()
                 elif existing.is_dir() and existing.name != "__pycache__" and not any(existing.iterdir()):
                     existing.rmdir()
-            (out / STAMP).write_text(current + "\n")
+            # the build's inputs (the no-op check) and the sources' record (the import-time freshness check)
+            (out / freshness.STAMP).write_text(freshness.stamp_text(current, package, options.output,
+                                                          str(root / package.replace(".", "/"))))
     return written
 
 
@@ -304,9 +303,10 @@ def up_to_date(root: Path, options: Options) -> bool:
     current = stamp(root, options)
     for package in options.packages:
         out = root / output_directory(package, options)
+        found = freshness.read_stamp(str(out))
+        if found is None or found["build"] != current:
+            return False
         try:
-            if (out / STAMP).read_text().strip() != current:
-                return False
             doc = json.loads((out / "manifest.json").read_text())
         except (OSError, ValueError):
             return False

@@ -22,7 +22,9 @@ from pathlib import Path
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.plugin import hookimpl
 
-from .build import STAMP, BuildError, Options, ensure_built, output_directory, refuse_collisions
+from khal_runtime.freshness import STAMP
+
+from .build import BuildError, Options, ensure_built, output_directory, refuse_collisions
 from .frontend import KernelCompileError
 
 
