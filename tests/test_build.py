@@ -80,6 +80,40 @@ def test_build_check_inspect_clean(project, capsys):
     assert not out.exists()
 
 
+SCALE_ADD = """
+from khal_runtime.lang import MutBuf, Buf, f32, i32, global_id, kernel, template
+
+T = template(f32, i32)
+
+
+@kernel(workgroup_size=(64,))
+def scale_add(x: MutBuf[T], y: Buf[T]):
+    i = global_id().x
+    if i < len(x):
+        x[i] = x[i] * x[i] + y[i]
+"""
+
+
+def test_inspect_finds_a_template_kernel_by_its_function_and_lists_its_instances(project, capsys):
+    (project / "kernels" / "scale_add.py").write_text(SCALE_ADD)
+    assert khal(project, "inspect", "scale_add") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "scale_add: a template kernel (kernels/scale_add.py:8) with 2 instances:",
+        "    scale_add.scale_add_f32  (class ScaleAdd_f32: T=f32)",
+        "    scale_add.scale_add_i32  (class ScaleAdd_i32: T=i32)",
+        "show one with `khal-gpu inspect ScaleAdd_f32` (an id or a class), or narrow the list with --template "
+        "NAME=VALUE"]
+
+    assert khal(project, "inspect", "scale_add.scale_add", "--template", "T=i32", "--only", "glsl") == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("scale_add.scale_add_i32  (class ScaleAdd_i32, kernels/scale_add.py:8)")
+    assert "#version 450" in shown and "int" in shown
+
+    assert khal(project, "inspect", "scale_add", "-t", "T=f16") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("khal-gpu inspect: scale_add: a template kernel") and "no instance has T=f16" in err
+
+
 def test_build_rewrites_a_stale_lock(project, capsys):
     assert khal(project, "build") == 0
     lock = project / "khal.lock"
