@@ -125,4 +125,4 @@ def render_package_init(package: str, modules: list[str]) -> str:
     return (f'"""Kernels compiled by khal: do not edit (rebuild with `khal-gpu build`).\n\n'
             f"Binding modules:\n\n{listing}\n\"\"\"\n\n"
             "from khal_runtime.freshness import warn_if_stale as _warn_if_stale\n\n"
-            "_warn_if_stale(__file__)  # an editable install's build may predate an edit of its kernels\n")
+            "_warn_if_stale(__name__, __file__)  # an editable install's build may predate an edit of its kernels\n")

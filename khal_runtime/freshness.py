@@ -99,12 +99,13 @@ def changed_sources(output_dir: str, stamp: dict) -> list[str]:
     return sorted(changes)
 
 
-def warn_if_stale(init_file: str) -> None:
-    """Called by a generated package's `__init__.py` with its `__file__`: a StaleBuildWarning if its shader
-    sources changed since the build that wrote it."""
+def warn_if_stale(name: str, init_file: str) -> None:
+    """Called by a generated package's `__init__.py` with its `__name__` and `__file__`: a StaleBuildWarning if
+    its shader sources changed since the build that wrote it."""
     output_dir = os.path.dirname(os.path.abspath(init_file))
     stamp = read_stamp(output_dir)
-    if stamp is None:
+    # imported under another name, the folder was copied away from the sources it records: nothing to compare
+    if stamp is None or name != f"{stamp['package']}.{stamp['output'].strip('/').replace('/', '.')}":
         return
     changes = changed_sources(output_dir, stamp)
     if changes:

@@ -54,7 +54,7 @@ class Project:
     def warnings(self) -> list[str]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            warn_if_stale(self.init)
+            warn_if_stale("fresh_kernels._generated", self.init)
         assert all(w.category is StaleBuildWarning for w in caught)
         return [str(w.message) for w in caught]
 
@@ -101,6 +101,14 @@ def test_the_generated_package_warns_when_imported(project):
     assert done.returncode == 1
     assert "khal_runtime.freshness.StaleBuildWarning: the kernels of fresh_kernels._generated were compiled before " \
            "their sources changed (fresh_kernels/sub/twice.py (changed))" in done.stderr
+
+
+def test_a_copy_imported_under_another_name_is_not_compared(project):
+    """A generated folder copied elsewhere (vendored, or a test's tampered copy) is away from its sources."""
+    (project.package / "scale.py").write_text(SCALE.replace("x[i] * factor", "x[i] * factor + 1.0"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_stale("vendored._generated", project.init)
 
 
 def test_without_a_stamp_nothing_is_read(project, monkeypatch):
