@@ -32,6 +32,14 @@ class BuildError(Exception):
     """A failure outside the user's kernel source: a toolchain rejected generated code, or bad options."""
 
 
+class ToolchainNotInstalled(BuildError):
+    """A build needs a toolchain that is missing (`distribution` names its distribution)."""
+
+    def __init__(self, message: str, distribution: str):
+        super().__init__(message)
+        self.distribution = distribution
+
+
 @dataclass(frozen=True)
 class Options:
     packages: tuple[str, ...] = ("shaders",)
@@ -255,7 +263,7 @@ def _compile_one(job: Job, kind: str, options: Options) -> bytes:
             return spirv_tools.optimize(spirv) if options.optimize else spirv
         return nvrtc.compile_cuda(job.sources["cuda"], name=job.kernel.name, arch=options.cuda_arch).encode()
     except ToolchainMissing as e:
-        raise BuildError(f"cannot compile kernel {job.kernel.name} to {kind}: {e.summary}") from None
+        raise ToolchainNotInstalled(f"cannot compile kernel {job.kernel.name} to {kind}: {e.summary}", e.tool) from None
     except ToolchainError as e:
         k = job.kernel
         raise BuildError(f"internal compiler error: the {kind} toolchain rejected the code generated for kernel "

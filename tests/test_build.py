@@ -52,6 +52,7 @@ def khal(project: Path, *args: str) -> int:
     return main(["--root", str(project), "-q", *args])
 
 
+@pytest.mark.toolchains
 def test_build_check_inspect_clean(project, capsys):
     assert khal(project, "build") == 0
     out = project / "kernels" / "_generated"
@@ -94,6 +95,7 @@ def scale_add(x: MutBuf[T], y: Buf[T]):
 """
 
 
+@pytest.mark.toolchains
 def test_inspect_finds_a_template_kernel_by_its_function_and_lists_its_instances(project, capsys):
     (project / "kernels" / "scale_add.py").write_text(SCALE_ADD)
     assert khal(project, "inspect", "scale_add") == 0
@@ -114,6 +116,7 @@ def test_inspect_finds_a_template_kernel_by_its_function_and_lists_its_instances
     assert err.startswith("khal-gpu inspect: scale_add: a template kernel") and "no instance has T=f16" in err
 
 
+@pytest.mark.toolchains
 def test_build_rewrites_a_stale_lock(project, capsys):
     assert khal(project, "build") == 0
     lock = project / "khal.lock"
@@ -126,6 +129,7 @@ def test_build_rewrites_a_stale_lock(project, capsys):
     assert lock.read_text() == fresh
 
 
+@pytest.mark.toolchains
 def test_check_lists_what_changed(project, capsys):
     assert khal(project, "build") == 0
     source = project / "kernels" / "scale.py"
@@ -167,12 +171,14 @@ def test_a_shader_package_owned_by_another_distribution_is_refused(project, monk
     assert not (project / "kernels" / "_generated").exists()
 
 
+@pytest.mark.toolchains
 def test_a_shader_package_of_the_project_being_built_is_no_collision(project, monkeypatch):
     installed_distribution(project / "site", "Demo", "kernels")     # an earlier install of this very project
     monkeypatch.syspath_prepend(str(project / "site"))
     assert khal(project, "build") == 0
 
 
+@pytest.mark.toolchains
 def test_unchanged_rebuild_compiles_nothing(project, monkeypatch):
     assert khal(project, "build") == 0
     compiled = []
@@ -184,6 +190,7 @@ def test_unchanged_rebuild_compiles_nothing(project, monkeypatch):
     assert len(compiled) == 2                   # SPIR-V and PTX of the one kernel
 
 
+@pytest.mark.toolchains
 def test_toolchain_failure_is_an_internal_error_with_the_generated_source(project, monkeypatch):
     import hatch_khal.render as render
     monkeypatch.setattr(render, "render_glsl", lambda k: "#version 450\nvoid main() { oops }\n")
@@ -205,6 +212,7 @@ def test_options_are_validated():
     assert Options.from_config({"path": "build_hooks.py", "targets": ["cpu"]}, "x").kinds == ("ir",)
 
 
+@pytest.mark.toolchains
 def test_the_build_is_deterministic(project):
     options = Options(packages=("kernels",))
     first = build_module.build(project, options, build_module.Cache(None))
@@ -229,6 +237,7 @@ def test_wheel_holds_every_artifact_manifest_and_binding(tmp_path):
     assert not any("__pycache__" in n for n in names)
 
 
+@pytest.mark.toolchains
 def test_the_build_needs_no_numpy(project):
     """The hook runs in pip's isolated build environment, where only the build requirements are installed."""
     code = ("import sys; sys.modules['numpy'] = None\n"
