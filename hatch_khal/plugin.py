@@ -12,6 +12,9 @@
 
 The output is written into the source tree (an editable install imports it from there) and, for a regular
 wheel, every generated file is added to the wheel explicitly (it is git-ignored, so hatchling would skip it).
+A shader package whose import name another installed distribution owns is refused. A kernel compile error or a
+BuildError ends the build with its message alone (file, line, column and caret first, no traceback), since pip
+shows the backend's output as the failure.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class KhalBuildHook(BuildHookInterface):
                 path.unlink()
 
     def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
-        for path, data in getattr(self, "_stamps", {}).items():
+        stamps, self._stamps = getattr(self, "_stamps", {}), {}
+        for path, data in stamps.items():
             path.write_bytes(data)
 
 
