@@ -299,8 +299,8 @@ def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list
                 elif existing.is_dir() and existing.name != "__pycache__" and not any(existing.iterdir()):
                     existing.rmdir()
             # the build's inputs (the no-op check) and the sources' record (the import-time freshness check)
-            (out / freshness.STAMP).write_text(freshness.stamp_text(current, package, options.output,
-                                                          str(root / package.replace(".", "/"))))
+            text = freshness.stamp_text(current, package, options.output, str(root / package.replace(".", "/")))
+            (out / freshness.STAMP).write_text(text)
     return written
 
 
