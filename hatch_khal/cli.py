@@ -142,14 +142,14 @@ def _manifests(root: Path, options: Options) -> list[tuple[Path, dict]]:
 def cmd_inspect(root: Path, options: Options, args) -> int:
     ensure_built(root, options, progress=show_progress(args))
     manifests = _manifests(root, options)
+    wanted = dict(_template_value(text) for text in args.template or ())
     matches = [(folder, entry) for folder, doc in manifests for kid, entry in doc["kernels"].items()
-               if kid == args.kernel or kid.endswith("." + args.kernel) or entry["class"] == args.kernel]
+               if (kid == args.kernel or kid.endswith("." + args.kernel) or entry["class"] == args.kernel)
+               and _has_template(entry, wanted)]
     if not matches:         # a template kernel, by its function's name: its instances, narrowed by --template
-        wanted = dict(_template_value(text) for text in args.template or ())
         family = [(folder, entry) for folder, doc in manifests for entry in doc["kernels"].values()
                   if args.kernel in (entry["function"], f"{entry['module']}.{entry['function']}")]
-        matches = [(folder, entry) for folder, entry in family
-                   if all(str(entry["template"].get(name)) == value for name, value in wanted.items())]
+        matches = [(folder, entry) for folder, entry in family if _has_template(entry, wanted)]
         if family and not matches:
             raise UsageError(describe_family(args.kernel, family, [], wanted))
         if len(matches) > 1:
@@ -158,7 +158,8 @@ def cmd_inspect(root: Path, options: Options, args) -> int:
     if len(matches) != 1:
         every = sorted(e["id"] for _, d in manifests for e in d["kernels"].values())
         what = "no kernel" if not matches else f"{len(matches)} kernels"
-        raise UsageError(f"{what} named {args.kernel!r}; "
+        with_template = "".join(f" {k}={v}" for k, v in wanted.items())
+        raise UsageError(f"{what} named {args.kernel!r}{' with' + with_template if wanted else ''}; "
                          + ("be more specific: " + ", ".join(e["id"] for _, e in matches) if matches else
                             "the kernels are:\n  " + "\n  ".join(every)))
     folder, entry = matches[0]
@@ -177,6 +178,10 @@ def _template_value(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _has_template(entry: dict, wanted: dict[str, str]) -> bool:
+    return all(str(entry["template"].get(name)) == value for name, value in wanted.items())
+
+
 def describe_family(name: str, family: list[tuple[Path, dict]], chosen: list[dict], wanted: dict[str, str]) -> str:
     """The instances of the template kernel(s) called `name`, those matching --template marked."""
     first = family[0][1]
@@ -188,7 +193,7 @@ def describe_family(name: str, family: list[tuple[Path, dict]], chosen: list[dic
                      f"{': ' + values if values else ''})")
     if wanted and not chosen:
         lines.append("no instance has " + ", ".join(f"{k}={v}" for k, v in wanted.items()))
-    lines.append(f"show one with `khal-gpu inspect {family[0][1]['class']}` (an id or a class), or narrow the list "
+    lines.append(f"show one with `khal-gpu inspect {first['class']}` (an id or a class), or narrow the list "
                  "with --template NAME=VALUE")
     return "\n".join(lines)
 
