@@ -119,7 +119,10 @@ def render_module(package: str, module: str, kernels: list[ir.Kernel]) -> tuple[
 
 
 def render_package_init(package: str, modules: list[str]) -> str:
-    """`_generated/__init__.py`: makes the folder a package; bindings are imported from their modules."""
+    """`_generated/__init__.py`: makes the folder a package (bindings are imported from their modules) and, where
+    it is imported from a source tree, warns when the kernels' sources changed since this build."""
     listing = "\n".join(f"    {package}.{m}" for m in modules)
     return (f'"""Kernels compiled by khal: do not edit (rebuild with `khal-gpu build`).\n\n'
-            f"Binding modules:\n\n{listing}\n\"\"\"\n")
+            f"Binding modules:\n\n{listing}\n\"\"\"\n\n"
+            "from khal_runtime.freshness import warn_if_stale as _warn_if_stale\n\n"
+            "_warn_if_stale(__name__, __file__)  # an editable install's build may predate an edit of its kernels\n")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from khal_runtime import ir
+from khal_runtime import freshness, ir
 
 from . import bindings, manifest
 from .cache import Cache, default_directory, key
@@ -29,6 +30,14 @@ HATCH_KEYS = {"path", "dependencies", "require-runtime-dependencies", "require-r
 
 class BuildError(Exception):
     """A failure outside the user's kernel source: a toolchain rejected generated code, or bad options."""
+
+
+class ToolchainNotInstalled(BuildError):
+    """A build needs a toolchain that is missing (`distribution` names its distribution)."""
+
+    def __init__(self, message: str, distribution: str):
+        super().__init__(message)
+        self.distribution = distribution
 
 
 @dataclass(frozen=True)
@@ -96,9 +105,9 @@ def stamp(root: Path, options: Options) -> str:
     sources = [(p, p.relative_to(compiler).as_posix()) for p in sorted(compiler.rglob("*.py"))]
     sources.append((Path(ir.__file__), "khal_runtime/ir.py"))
     for package in options.packages:
-        directory = root / package.replace(".", "/")
-        sources += [(p, p.relative_to(root).as_posix()) for p in sorted(directory.rglob("*.py"))
-                    if options.output not in p.relative_to(directory).parts]
+        directory = package.replace(".", "/")
+        sources += [(root / directory / rel, f"{directory}/{rel}")
+                    for rel in freshness.shader_sources(str(root / directory), options.output)]
     for path, name in sources:
         h.update(key(name, path.read_bytes()).encode())
     h.update(key(repr(options.locked()), repr(sorted(toolchain_versions(options).items()))).encode())
@@ -119,6 +128,40 @@ def ensure_built(root: Path, options: Options, progress: bool = False) -> None:
     default compile cache)."""
     if not up_to_date(root, options):
         write_outputs(root, build(root, options, Cache(default_directory()), progress=progress), options)
+
+
+def refuse_collisions(options: Options, project: str | None) -> None:
+    """A BuildError if a shader package's import name belongs to an installed distribution other than `project`
+    (the one being built): installing the project would overwrite that distribution's files, its generated
+    kernels among them, without a word from pip. Only what this environment holds is seen (under pip's build
+    isolation: the build requirements, khal-gpu among them)."""
+    import importlib.metadata  # here: it costs 40 ms, and only builds need it
+
+    owners = importlib.metadata.packages_distributions()
+    for package in options.packages:
+        top = package.split(".")[0]
+        others = sorted({name for name in owners.get(top, ()) if not _same_project(name, project)})
+        if others:
+            owner = ("distribution " if len(others) == 1 else "distributions ") + " and ".join(map(repr, others))
+            name = repr(project) if project else "this project"
+            raise BuildError(f"the shader package {package!r} of {name} has the import name {top!r}, which the "
+                             f"installed {owner} owns: installing {name} would overwrite the files of {owner} in "
+                             f"{top}/ (its {options.output}/ kernels among them). Rename the shader package "
+                             f"(e.g. {_suggested_name(project, top)!r}) and the `packages` option with it")
+
+
+def _same_project(distribution: str, project: str | None) -> bool:
+    """Whether two distribution names are one project's (PEP 503: case, and runs of -_. alike)."""
+    return project is not None and _normalized(distribution) == _normalized(project)
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _suggested_name(project: str | None, top: str) -> str:
+    prefix = re.sub(r"[^0-9a-zA-Z]+", "_", project or "my").strip("_").lower()
+    return f"{prefix}_{top}"
 
 
 def output_directory(package: str, options: Options) -> str:
@@ -154,6 +197,9 @@ def build_package(root: Path, package: str, options: Options, cache: Cache, prog
         files[path + ".py"], files[path + ".pyi"] = py.encode(), pyi.encode()
     names = sorted(modules)
     files[f"{out}/__init__.py"] = bindings.render_package_init(generated, names).encode()
+    # PEP 561: type checkers read the bindings' stubs in an installed package only beside this marker (mypy
+    # honours it in a subpackage, so a client's shader package itself needs none)
+    files[f"{out}/py.typed"] = b""
     for folder in sorted({m.rsplit(".", 1)[0] for m in names if "." in m}):
         for depth in range(folder.count(".") + 1):
             init = f"{out}/{'/'.join(folder.split('.')[:depth + 1])}/__init__.py"
@@ -217,7 +263,7 @@ def _compile_one(job: Job, kind: str, options: Options) -> bytes:
             return spirv_tools.optimize(spirv) if options.optimize else spirv
         return nvrtc.compile_cuda(job.sources["cuda"], name=job.kernel.name, arch=options.cuda_arch).encode()
     except ToolchainMissing as e:
-        raise BuildError(f"cannot compile kernel {job.kernel.name} to {kind}: {e.summary}") from None
+        raise ToolchainNotInstalled(f"cannot compile kernel {job.kernel.name} to {kind}: {e.summary}", e.tool) from None
     except ToolchainError as e:
         k = job.kernel
         raise BuildError(f"internal compiler error: the {kind} toolchain rejected the code generated for kernel "
@@ -230,9 +276,6 @@ def _progress(total: int, enabled: bool):
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc="khal: compiling kernels", unit="artifact", leave=False)
-
-
-STAMP = ".khal-stamp"     # in each output folder: the stamp of the build that wrote it (not in the lock or wheel)
 
 
 def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list[str]:
@@ -255,7 +298,9 @@ def write_outputs(root: Path, files: dict[str, bytes], options: Options) -> list
                     existing.unlink()
                 elif existing.is_dir() and existing.name != "__pycache__" and not any(existing.iterdir()):
                     existing.rmdir()
-            (out / STAMP).write_text(current + "\n")
+            # the build's inputs (the no-op check) and the sources' record (the import-time freshness check)
+            text = freshness.stamp_text(current, package, options.output, str(root / package.replace(".", "/")))
+            (out / freshness.STAMP).write_text(text)
     return written
 
 
@@ -266,9 +311,10 @@ def up_to_date(root: Path, options: Options) -> bool:
     current = stamp(root, options)
     for package in options.packages:
         out = root / output_directory(package, options)
+        found = freshness.read_stamp(str(out))
+        if found is None or found["build"] != current:
+            return False
         try:
-            if (out / STAMP).read_text().strip() != current:
-                return False
             doc = json.loads((out / "manifest.json").read_text())
         except (OSError, ValueError):
             return False

@@ -3,7 +3,7 @@ current folder.
 
     khal-gpu build          compile every shader package into its _generated folder and update khal.lock
     khal-gpu check          rebuild into a temporary folder; fail, listing each difference, if it differs from the lock
-    khal-gpu inspect KERNEL a kernel's GLSL, CUDA, IR, binding, sizes and features
+    khal-gpu inspect KERNEL a kernel's GLSL, CUDA, IR, binding, sizes and features (a template kernel: its instances)
     khal-gpu clean          remove the generated folders (and, with --cache, the compile cache)
     khal-gpu info           backends, devices and features (from khal_runtime)
 
@@ -27,6 +27,7 @@ from .build import (
     build,
     ensure_built,
     output_directory,
+    refuse_collisions,
     toolchain_versions,
     up_to_date,
     write_outputs,
@@ -52,8 +53,17 @@ def find_root(start: Path) -> Path:
     raise UsageError(f"no pyproject.toml in {start} or above it; run khal-gpu inside a project, or pass --root")
 
 
+def read_pyproject(root: Path) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text())
+
+
+def project_name(root: Path) -> str | None:
+    """`[project].name` of the project at `root` (None where it has none)."""
+    return read_pyproject(root).get("project", {}).get("name")
+
+
 def read_options(root: Path) -> Options:
-    doc = tomllib.loads((root / "pyproject.toml").read_text())
+    doc = read_pyproject(root)
     hooks = doc.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {}).get("hooks", {})
     for name in ("khal", "custom"):
         table = hooks.get(name)
@@ -131,15 +141,25 @@ def _manifests(root: Path, options: Options) -> list[tuple[Path, dict]]:
 
 def cmd_inspect(root: Path, options: Options, args) -> int:
     ensure_built(root, options, progress=show_progress(args))
-    matches = []
-    for folder, doc in _manifests(root, options):
-        for kid, entry in doc["kernels"].items():
-            if kid == args.kernel or kid.endswith("." + args.kernel) or entry["class"] == args.kernel:
-                matches.append((folder, entry))
+    manifests = _manifests(root, options)
+    wanted = dict(_template_value(text) for text in args.template or ())
+    matches = [(folder, entry) for folder, doc in manifests for kid, entry in doc["kernels"].items()
+               if (kid == args.kernel or kid.endswith("." + args.kernel) or entry["class"] == args.kernel)
+               and _has_template(entry, wanted)]
+    if not matches:         # a template kernel, by its function's name: its instances, narrowed by --template
+        family = [(folder, entry) for folder, doc in manifests for entry in doc["kernels"].values()
+                  if args.kernel in (entry["function"], f"{entry['module']}.{entry['function']}")]
+        matches = [(folder, entry) for folder, entry in family if _has_template(entry, wanted)]
+        if family and not matches:
+            raise UsageError(describe_family(args.kernel, family, [], wanted))
+        if len(matches) > 1:
+            print(describe_family(args.kernel, family, [entry for _, entry in matches], wanted))
+            return 0
     if len(matches) != 1:
-        every = sorted(e["id"] for _, d in _manifests(root, options) for e in d["kernels"].values())
+        every = sorted(e["id"] for _, d in manifests for e in d["kernels"].values())
         what = "no kernel" if not matches else f"{len(matches)} kernels"
-        raise UsageError(f"{what} named {args.kernel!r}; "
+        with_template = "".join(f" {k}={v}" for k, v in wanted.items())
+        raise UsageError(f"{what} named {args.kernel!r}{' with' + with_template if wanted else ''}; "
                          + ("be more specific: " + ", ".join(e["id"] for _, e in matches) if matches else
                             "the kernels are:\n  " + "\n  ".join(every)))
     folder, entry = matches[0]
@@ -149,6 +169,33 @@ def cmd_inspect(root: Path, options: Options, args) -> int:
         print(f"\n--- {section} " + "-" * (100 - len(section)))
         print(section_text(folder, entry, section).rstrip())
     return 0
+
+
+def _template_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--template {text!r}: write NAME=VALUE, e.g. --template T=f32")
+    return name, value
+
+
+def _has_template(entry: dict, wanted: dict[str, str]) -> bool:
+    return all(str(entry["template"].get(name)) == value for name, value in wanted.items())
+
+
+def describe_family(name: str, family: list[tuple[Path, dict]], chosen: list[dict], wanted: dict[str, str]) -> str:
+    """The instances of the template kernel(s) called `name`, those matching --template marked."""
+    first = family[0][1]
+    lines = [f"{name}: a template kernel ({first['source']}:{first['line']}) with {len(family)} instance"
+             f"{'s' if len(family) > 1 else ''}:"]
+    for _, entry in family:
+        values = ", ".join(f"{k}={v}" for k, v in entry["template"].items())
+        lines.append(f"  {'*' if wanted and entry in chosen else ' '} {entry['id']}  (class {entry['class']}"
+                     f"{': ' + values if values else ''})")
+    if wanted and not chosen:
+        lines.append("no instance has " + ", ".join(f"{k}={v}" for k, v in wanted.items()))
+    lines.append(f"show one with `khal-gpu inspect {first['class']}` (an id or a class), or narrow the list "
+                 "with --template NAME=VALUE")
+    return "\n".join(lines)
 
 
 def describe(entry: dict) -> str:
@@ -213,7 +260,10 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="rebuild and compare with khal.lock")
     c.add_argument("--no-cache", action="store_true", help="compile everything, ignoring the compile cache")
     i = sub.add_parser("inspect", help="show one kernel's sources, IR, binding, sizes and features")
-    i.add_argument("kernel", help="a kernel id (examples.add_assign.add_assign), its last part, or its class")
+    i.add_argument("kernel", help="a kernel id (examples.add_assign.add_assign), its last part, or its class; a "
+                   "template kernel's function name lists its instances")
+    i.add_argument("-t", "--template", action="append", metavar="NAME=VALUE",
+                   help="pick a template kernel's instance by its template values (repeatable)")
     i.add_argument("--only", action="append", choices=["binding", "glsl", "cuda", "ir", "spirv", "ptx"],
                    help="show only these sections (repeatable); spirv is disassembled")
     cl = sub.add_parser("clean", help="remove the generated folders")
@@ -229,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info()
         root = (args.root or find_root(Path.cwd())).resolve()
         options = read_options(root)
+        if args.command != "clean":
+            refuse_collisions(options, project_name(root))
         command = {"build": cmd_build, "check": cmd_check, "inspect": cmd_inspect, "clean": cmd_clean}
         return command[args.command](root, options, args)
     except (KernelCompileError, BuildError, UsageError) as e:

