@@ -22,13 +22,14 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from types import SimpleNamespace
-from typing import Any, ClassVar, Union, get_type_hints
+from typing import Any, ClassVar, TypeVar, Union, get_type_hints
 
 from .backends.base import Backend, KernelFunction, Pass
 from .buffers import BufferUsage, ReadOnlyBuffer
 from .lang import SCALAR_TYPES
 
 MAX_WORKGROUPS = (2**31 - 1, 65535, 65535)       # what the runtime accepts; backends may fold or refuse more
+KernelT = TypeVar("KernelT", bound="Kernel")
 
 
 class KernelArgumentError(TypeError):
@@ -156,14 +157,30 @@ def _struct_check(kernel: str, name: str, struct_name: str, fields: list):
 
 
 class Kernel:
-    """Base of the generated binding classes. Instantiate with a backend; dispatch with `call`."""
+    """Base of the generated binding classes. `AddAssign(backend)` gives the kernel loaded on that backend (loaded
+    once, then cached by the backend: calling it again is cheap); dispatch with `call`."""
 
     ID: ClassVar[str]
     PACKAGE: ClassVar[str]
     TEMPLATE: ClassVar[dict] = {}
     REQUIRES: ClassVar[tuple] = ()
 
-    def __init__(self, backend: Backend):
+    def __new__(cls: type[KernelT], backend: Backend) -> KernelT:
+        """The kernel loaded on `backend`: loaded on first use, then the same instance (`backend.kernel(cls)`)."""
+        try:
+            cached = backend.kernel
+        except AttributeError:
+            raise TypeError(f"{cls.__name__}(backend): expected a khal backend, not {backend!r}") from None
+        return cached(cls)
+
+    @classmethod
+    def _load(cls: type[KernelT], backend: Backend) -> KernelT:
+        """A new instance on `backend`, its artifacts loaded; `Backend.kernel` calls it once and keeps it."""
+        self = object.__new__(cls)
+        self._setup(backend)
+        return self
+
+    def _setup(self, backend: Backend) -> None:
         self.backend = backend
         self.info = info = manifest(self.PACKAGE)["kernels"][self.ID]
         self.name = info["id"]
@@ -322,7 +339,7 @@ class Kernel:
 
 
 class Shader:
-    """A group of kernels, declared as annotated attributes and loaded together:
+    """A group of kernels, declared as annotated attributes and loaded together (each from the backend's cache):
 
         class Kernels(Shader):
             add_assign: AddAssign
@@ -335,4 +352,4 @@ class Shader:
         self.backend = backend
         for name, cls in get_type_hints(type(self)).items():
             if isinstance(cls, type) and issubclass(cls, Kernel):
-                setattr(self, name, cls(backend))
+                setattr(self, name, backend.kernel(cls))

@@ -112,6 +112,20 @@ def test_shader_groups_kernels(backend):
 
     kernels = Kernels(backend)
     assert isinstance(kernels.add_assign, AddAssign) and kernels.sum_u32.backend is backend
+    assert Kernels(backend).add_assign is kernels.add_assign         # from the backend's cache
+
+
+def test_kernels_load_once_per_backend(monkeypatch):
+    backend, other = create("cpu"), create("cpu")
+    loads = []
+    load = type(backend).load_kernel
+    monkeypatch.setattr(type(backend), "load_kernel", lambda self, info, artifact: loads.append(info["id"]) or
+                        load(self, info, artifact))
+    first = AddAssign(backend)
+    assert AddAssign(backend) is first and backend.kernel(AddAssign) is first and loads == [first.name]
+    assert AddAssign(other) is not first and AddAssign(other).backend is other and len(loads) == 2
+    with pytest.raises(TypeError, match=r"AddAssign\(backend\): expected a khal backend, not 'cpu'"):
+        AddAssign("cpu")
 
 
 def test_selection_and_info(monkeypatch, capsys):

@@ -1,5 +1,5 @@
-"""A vortx device: one khal backend, the kernels loaded on it, the pass that operations record into, and a pool
-of buffers.
+"""A vortx device: one khal backend (which keeps the kernels loaded on it), the pass that operations record into,
+and a pool of buffers.
 
 Operations do not run when they are called: each records a dispatch into the device's current pass, and the
 recording is submitted when a result is read (`Tensor.numpy()`), when data is uploaded, when `synchronize()` is
@@ -27,7 +27,6 @@ class Device:
 
     def __init__(self, backend: khal.Backend):
         self.backend = backend
-        self.kernels: dict[type, khal.Kernel] = {}
         self.encoder: khal.Encoder | None = None
         self.pass_: khal.Pass | None = None
         self.recorded = 0
@@ -43,18 +42,12 @@ class Device:
 
     # --- work -----------------------------------------------------------------------------------------------------
 
-    def kernel(self, cls: type) -> khal.Kernel:
-        if cls not in self.kernels:
-            self.kernels[cls] = cls(self.backend)
-        return self.kernels[cls]
-
     def dispatch(self, cls: type, grid: Any, *args: Any) -> None:
         """Record one dispatch of the kernel class `cls` into the current pass."""
         if self.pass_ is None:
             self.encoder = self.backend.begin_encoding()
             self.pass_ = self.encoder.begin_pass("vortx", timestamps=self.timestamps)
-        kernel = self.kernels.get(cls) or self.kernel(cls)
-        kernel.call(self.pass_, grid, *args)
+        self.backend.kernel(cls).call(self.pass_, grid, *args)
         self.recorded += 1
         if self.recorded >= BATCH:
             self.flush()

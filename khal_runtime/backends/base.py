@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
 from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 
+if TYPE_CHECKING:
+    from ..kernels import Kernel
+
 T = TypeVar("T")
+KernelT = TypeVar("KernelT", bound="Kernel")
 
 # The device features kernels can require; the CPU and CUDA backends offer them all.
 ALL_FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
@@ -102,6 +106,20 @@ class Backend(ABC):
     name: str = ""
     device_name: str = ""
     features: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self._kernels: dict[type, Any] = {}         # binding class -> its instance loaded on this backend
+
+    # --- kernels --------------------------------------------------------------------------------------------
+
+    def kernel(self, cls: type[KernelT]) -> KernelT:
+        """The binding class `cls` loaded on this backend: its artifacts are read, verified and loaded (a
+        pipeline, a CUDA module, the parsed IR) on the first call, and every later call, like `cls(backend)`,
+        returns the same instance."""
+        loaded = self._kernels.get(cls)
+        if loaded is None:
+            loaded = self._kernels[cls] = cls._load(self)
+        return loaded
 
     # --- buffers --------------------------------------------------------------------------------------------
 
@@ -225,7 +243,8 @@ class Backend(ABC):
 
     @abstractmethod
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> KernelFunction:
-        """Load one kernel from its manifest entry; `artifact(kind)` returns the verified bytes of an artifact."""
+        """Load one kernel from its manifest entry; `artifact(kind)` returns the verified bytes of an artifact.
+        Called once per binding class and backend (`kernel()` caches what it gives)."""
 
     def describe(self) -> dict[str, Any]:
         """What `khal-gpu info` prints."""

@@ -80,6 +80,7 @@ class CpuBackend(Backend):
 
     def __init__(self, subgroup_size: int = 32, check: bool = False):
         """`check=True` makes the interpreter report data races (slower)."""
+        super().__init__()
         self.subgroup_size, self.check = subgroup_size, check
         self.device_name = f"khal IR interpreter (numpy {np.__version__}, subgroup size {subgroup_size})"
 

@@ -108,6 +108,7 @@ class CudaBackend(Backend):
     features = ALL_FEATURES
 
     def __init__(self, device: int = 0):
+        super().__init__()
         try:
             import pycuda.driver as cuda
         except ImportError as e:

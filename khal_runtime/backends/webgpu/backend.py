@@ -25,6 +25,7 @@ class WebGpuBackend(Backend):
     def __init__(self, adapter: str | None = None, native_calls: bool = True):
         """`adapter`: a part of the device name to pick one of several; `native_calls=False` records dispatches
         through wgpu-py's public API only (slower; the native calls are used when this wgpu-py allows them)."""
+        super().__init__()
         self.wgpu = import_wgpu()
         self.adapter = choose_adapter(adapter)
         offered = set(self.adapter.features)
@@ -55,8 +56,7 @@ class WebGpuBackend(Backend):
         self.info = dict(info)
         self.device_name = f"{info.get('device') or info.get('vendor')} ({info.get('backend_type')}" + \
             (f", {info['description']})" if info.get("description") else ")")
-        # caches
-        self.kernels: dict[tuple[str, str], WebGpuKernel] = {}
+        # caches (kernels are cached by `Backend.kernel`)
         self.group_layouts: dict[int, Any] = {}
         self.pipeline_layouts: dict[tuple[int, int], Any] = {}
         self.bind_groups: dict[tuple[int, ...], Any] = {}          # buffer ids -> bind group (command token)
@@ -241,11 +241,7 @@ class WebGpuBackend(Backend):
     # --- kernels ----------------------------------------------------------------------------------------------
 
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> WebGpuKernel:
-        key = (info["id"], info["artifacts"].get("spirv", {}).get("sha256", ""))
-        kernel = self.kernels.get(key)
-        if kernel is None:
-            kernel = self.kernels[key] = WebGpuKernel(self, info, artifact("spirv"))
-        return kernel
+        return WebGpuKernel(self, info, artifact("spirv"))
 
     # --- information ------------------------------------------------------------------------------------------
 
