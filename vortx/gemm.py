@@ -45,7 +45,6 @@ FEW = 64                # 64x64 blocks under which the tiled kernel's 16 times m
 # The workgroups a block shape needs to fill a large GPU: the H100 has 132 SMs, which hold two 8x8-blocked
 # workgroups (128 registers a thread) or one and a half of the smaller ones each.
 FILL = {(8, 8): 256, (8, 4): 128, (4, 8): 128}
-BLOCKS = {(cls.TEMPLATE["TM"], cls.TEMPLATE["TN"]): cls for cls in GEMM_BLOCKED}
 
 
 def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
@@ -96,7 +95,8 @@ def choose(variant: str, m: int, n: int, k: int, batch: int) -> type:
     if variant == "tiled":
         return GemmTiled
     shapes = ((8, 8), (8, 4), (4, 8)) if m >= n else ((8, 8), (4, 8), (8, 4))
-    return next((BLOCKS[s] for s in shapes if batch * _tiles(m, n, *s) >= FILL[s]), BLOCKS[4, 4])
+    tm, tn = next((s for s in shapes if batch * _tiles(m, n, *s) >= FILL[s]), (4, 4))
+    return GEMM_BLOCKED.pick(TM=tm, TN=tn)
 
 
 def _tiles(m: int, n: int, tm: int, tn: int) -> int:
