@@ -413,7 +413,7 @@ def test_unfoldable_grids_are_refused(backend, kernels, monkeypatch):
         with pytest.raises(BackendError, match="too many even folded"):
             kernel.call(pass_, workgroups(7 * backend.max_workgroups + 1), seen, counter)
         with pytest.raises(BackendError, match="along y"):
-            kernel.function.dispatch(pass_, (8, backend.max_workgroups + 1, 1), [seen.handle, counter.handle], ())
+            kernel.function.dispatch(pass_, (8, backend.max_workgroups + 1, 1), [seen, counter], ())
     backend.submit(encoder)
 
 

@@ -32,7 +32,7 @@ from khal_runtime.lang import f32
 from shaders._generated.vortx.gemm import GEMM_BLOCKED, Gemm, GemmNaive, GemmTiled
 from shaders.vortx.gemm import TILE, WG
 
-from .ops import ShapeError, broadcast_shapes, broadcast_strides, same_device
+from .ops import ShapeError, broadcast_shapes, broadcast_strides, fill, same_device
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -71,6 +71,8 @@ def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
         raise ValueError(f"vortx.matmul: unknown variant {variant!r}; the variants are {', '.join(VARIANTS)}")
     same_device("matmul", a, b)
     out = a.device.empty(batch + (m, n), f32)
+    if out.size and not k:
+        return fill(out, 0)                 # sums of nothing (and no kernel binds an empty operand)
     if out.size:
         run(out, a, b, choose(variant, m, n, k, math.prod(batch)))
     return out

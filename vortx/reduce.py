@@ -18,7 +18,7 @@ from khal_runtime import Family, workgroups
 from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, REDUCE_RUN, Axis
 from shaders.vortx.reduce import AXIS_CHUNK, OP, ROW_CHUNK, ROWS, RUN_CHUNK, TILE, WORKGROUP
 
-from .ops import ShapeError, numeric
+from .ops import ShapeError, fill, numeric
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -45,6 +45,8 @@ def reduce(t: Tensor, op: str, axis: int | None = None, keepdims: bool = False) 
         where = "of the whole tensor" if axis is None else f"along axis {axis}"
         raise ValueError(f"vortx.{op}: the reduction {where} of shape {t.shape} has no elements, and {op} has no "
                          "identity")
+    if n == 0:                          # the identity (and no kernel binds an empty tensor)
+        return fill(out, 1 if op == "prod" else 0)
     dims = _view(t, axis)
     if dims is None:
         t = t.contiguous()

@@ -14,13 +14,14 @@ from ..base import Backend, BackendError, Encoder, ReadFuture
 from .adapter import EXTRA_FEATURES, FEATURES, LIMITS, adapter_summary, choose_adapter, import_wgpu
 from .commands import NativeCommands, PublicCommands
 from .encoding import WebGpuEncoder, align4
-from .kernel import WebGpuKernel
+from .kernel import WebGpuKernel, group_key
 
 
 class WebGpuBackend(Backend):
     """wgpu-py on the best Vulkan / Metal / D3D12 adapter (or the first whose name contains `adapter`)."""
 
     name = "webgpu"
+    binding_align = 4       # storage bindings are whole 4-byte words: an f16 buffer a kernel sees has an even length
 
     def __init__(self, adapter: str | None = None, native_calls: bool = True):
         """`adapter`: a part of the device name to pick one of several; `native_calls=False` records dispatches
@@ -66,12 +67,6 @@ class WebGpuBackend(Backend):
         self._fence: tuple[Any, Any] | None = None
 
     # --- buffers ----------------------------------------------------------------------------------------------
-
-    def _check_layout(self, dtype: type, length: int, usage: BufferUsage) -> None:
-        if dtype.ir == "f16" and length % 2 and usage & BufferUsage.STORAGE:
-            raise BackendError(f"an f16 storage buffer on WebGPU needs an even length, not {length}: WebGPU binds "
-                               f"whole 4-byte words, so a kernel would see len() = {length + 1}; pad it to "
-                               f"{length + 1} elements")
 
     def _create(self, nbytes: int, usage: BufferUsage, data: np.ndarray | None) -> Any:
         size = max(align4(nbytes), 4)
@@ -157,38 +152,39 @@ class WebGpuBackend(Backend):
                 bind_group_layouts=[self.group_layout(count)] if count else [], immediate_size=immediate_size)
         return layout
 
-    def bind_group(self, handles: list) -> Any:
-        """The bind group of these buffer handles (in binding order) as a command token, made on first use and
-        cached until one of the buffers is garbage collected."""
-        key = tuple(map(id, handles))
+    def bind_group(self, buffers: list[ReadOnlyBuffer]) -> Any:
+        """The bind group of these buffers (in binding order), each bound from its start for its own length, as a
+        command token; made on first use and cached, by allocation and length (`group_key`), until one of the
+        allocations is garbage collected."""
+        key = group_key(buffers)
         token = self.bind_groups.get(key)
         if token is not None:
             return token
-        for h in handles:
-            if h.size > self.max_binding_size:
-                raise BackendError(f"a buffer of {h.size} bytes cannot be bound: {self.device_name} binds at most "
+        for b in buffers:
+            if b.nbytes > self.max_binding_size:
+                raise BackendError(f"a buffer of {b.nbytes} bytes cannot be bound: {self.device_name} binds at most "
                                    f"{self.max_binding_size} bytes per storage buffer")
         group = self.device.create_bind_group(
-            label=f"khal {len(handles)} buffers", layout=self.group_layout(len(handles)),
-            entries=[{"binding": i, "resource": {"buffer": h, "offset": 0, "size": h.size}}
-                     for i, h in enumerate(handles)])
+            label=f"khal {len(buffers)} buffers", layout=self.group_layout(len(buffers)),
+            entries=[{"binding": i, "resource": {"buffer": b.handle, "offset": 0, "size": b.nbytes}}
+                     for i, b in enumerate(buffers)])
         self.bind_groups_created += 1
         self.bind_groups[key] = token = self.commands.token(group)
         self._group_objects[key] = group
-        for h in handles:
-            keys = self._groups_of.get(id(h))
+        for b in buffers:
+            keys = self._groups_of.get(id(b.handle))
             if keys is None:
-                keys = self._groups_of[id(h)] = set()
-                weakref.finalize(h, _forget_buffer, weakref.ref(self), id(h))
+                keys = self._groups_of[id(b.handle)] = set()
+                weakref.finalize(b.handle, _forget_buffer, weakref.ref(self), id(b.handle))
             keys.add(key)
         return token
 
     def _forget(self, handle_id: int) -> None:
-        """Drop the bind groups of a buffer that was garbage collected (before its id can be reused)."""
+        """Drop the bind groups of an allocation that was garbage collected (before its id can be reused)."""
         for key in self._groups_of.pop(handle_id, ()):
             self.bind_groups.pop(key, None)
             self._group_objects.pop(key, None)
-            for other in key:
+            for other in key[::2]:              # the allocations' ids (between them, the lengths)
                 keys = self._groups_of.get(other)
                 if keys is not None:
                     keys.discard(key)

@@ -10,10 +10,21 @@ from ...kernels import Indirect
 from ..base import BackendError, KernelFunction
 
 if TYPE_CHECKING:
+    from ...buffers import ReadOnlyBuffer
     from .backend import WebGpuBackend
     from .encoding import WebGpuPass
 
 INDIRECT_GRID = 0xFFFFFFFF      # khal_grid.xyz of an indirect dispatch: the counts are only known on the device
+
+
+def group_key(buffers: list[ReadOnlyBuffer]) -> tuple[int, ...]:
+    """What identifies a bind group (the backend caches them by it): the id of each buffer's allocation, and the
+    length it is bound with."""
+    key = []
+    for b in buffers:
+        key.append(id(b.handle))
+        key.append(b.length)
+    return tuple(key)
 
 
 class WebGpuKernel(KernelFunction):
@@ -57,7 +68,7 @@ class WebGpuKernel(KernelFunction):
             pass_.pipeline = self._pipeline
         backend = self.backend
         if buffers:
-            group = backend.bind_groups.get(tuple(map(id, buffers)))
+            group = backend.bind_groups.get(group_key(buffers))
             if group is None:
                 group = backend.bind_group(buffers)
             if pass_.group is not group:
