@@ -233,3 +233,48 @@ def test_prefixes_of_one_allocation_are_the_same_memory(backend):
         run(backend, (AddAssign(backend), 4, head, allocation.read_only()))
     with pytest.raises(ValueError, match="prefix: 11 is not a length between 0 and 10"):
         allocation.prefix(11)
+
+
+
+# A program that runs a kernel on every backend present, directly and through vortx, and says which ran and which
+# modules of the compiler it imported.
+STANDALONE = """
+import json
+import sys
+
+import numpy as np
+
+import khal_runtime as khal
+import vortx as vx
+from shaders._generated.examples.add_assign import AddAssign
+
+ran = []
+for kind in ("cpu", "webgpu", "cuda"):
+    try:
+        backend = khal.backend(kind)
+    except khal.BackendError:
+        continue
+    a, b = backend.init_buffer(np.ones(300, np.float32)), backend.init_buffer(np.arange(300, dtype=np.float32))
+    encoder = backend.begin_encoding()
+    with encoder.begin_pass() as pass_:
+        AddAssign(backend).call(pass_, len(a), a, b)
+    backend.submit(encoder)
+    assert a.read()[299] == 300
+    assert (vx.ones(5, device=vx.device(kind)) + 1).sum().item() == 10
+    ran.append(kind)
+print(json.dumps({"ran": ran, "compiler": sorted(m for m in sys.modules if m.split(".")[0] == "hatch_khal")}))
+"""
+
+
+def test_running_kernels_imports_nothing_of_the_compiler():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "-c", STANDALONE], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    present = [kind for kind, found in khal.available().items() if not isinstance(found, str)]
+    assert sorted(result["ran"]) == sorted(present) and "cpu" in present
+    assert result["compiler"] == [], f"running kernels on {', '.join(present)} imported {result['compiler']}"
