@@ -6,6 +6,10 @@ buffer of the wrong element type, or a read-only buffer passed where the kernel 
 
     class AddAssign(Kernel):
         def call(self, pass_: Pass, grid: Grid, a: Buffer[f32], b: ReadOnlyBuffer[f32]) -> None: ...
+
+A template kernel's instances are gathered in a `khal_runtime.Family` (`BINARY = Family(...)`); its stub overloads
+`pick` for each instance's literal template values, so that `BINARY.pick(T=f32, ARITH="add")` is known to be
+`type[Binary_f32_add]`, whose `call` is then checked like any other.
 """
 
 from __future__ import annotations

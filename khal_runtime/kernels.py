@@ -6,7 +6,7 @@ A generated binding class names its manifest entry; `Kernel` does the rest:
         ID = "examples.add_assign.add_assign"
         PACKAGE = "shaders._generated"
 
-    add = AddAssign(backend)                  # loads and verifies its artifacts on this backend
+    add = AddAssign(backend)                  # loads and verifies its artifacts, once per backend (cached)
     add.call(pass_, len(a), a, b)             # grid in threads; or workgroups(x, y, z) or indirect(buf)
 
 `call()` checks everything it can before anything reaches the device: the pass's backend, each buffer's backend,
