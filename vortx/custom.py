@@ -14,6 +14,8 @@ Inside the kernel, `len(x)` is the tensor's size (1001), never the capacity of t
 usual `if i < len(x): ...` guard holds. A tensor is passed as a flat buffer in row-major order: it must be
 contiguous and start its storage (a view at an offset or with other strides is refused; `.copy()` makes one that
 is, but the kernel then writes the copy). Every tensor must be on one device; scalars and structs pass unchanged.
+WebGPU binds whole 4-byte words, so an f16 tensor of odd size cannot be seen exactly there: that is a BackendError
+that says so (vortx's own kernels take sizes as arguments and are not affected).
 """
 
 from __future__ import annotations
