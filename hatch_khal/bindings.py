@@ -6,11 +6,16 @@ buffer of the wrong element type, or a read-only buffer passed where the kernel 
 
     class AddAssign(Kernel):
         def call(self, pass_: Pass, grid: Grid, a: Buffer[f32], b: ReadOnlyBuffer[f32]) -> None: ...
+
+A template kernel's instances are gathered in a `khal_runtime.Family` (`BINARY = Family(...)`); its stub overloads
+`pick` for each instance's literal template values, so that `BINARY.pick(T=f32, ARITH="add")` is known to be
+`type[Binary_f32_add]`, whose `call` is then checked like any other.
 """
 
 from __future__ import annotations
 
 from khal_runtime import ir
+from khal_runtime.lang import SCALAR_TYPES
 
 from .manifest import class_name, kernel_id
 
@@ -65,12 +70,34 @@ def _struct_classes(structs: dict[str, list[tuple[str, str]]]) -> list[str]:
     return out
 
 
-def _families(kernels: list[ir.Kernel]) -> dict[str, list[str]]:
-    """The class names of each template kernel's instances, by function."""
-    out: dict[str, list[str]] = {}
+def _families(kernels: list[ir.Kernel]) -> dict[str, list[ir.Kernel]]:
+    """The instances of each template kernel, by function."""
+    out: dict[str, list[ir.Kernel]] = {}
     for k in kernels:
         if k.template:
-            out.setdefault(k.function, []).append(class_name(k))
+            out.setdefault(k.function, []).append(k)
+    return out
+
+
+def _template_annotation(value: object) -> str:
+    """The stub's type of one template value in `pick(...)`: a literal, and for an element type its type too."""
+    if isinstance(value, str) and value in SCALAR_TYPES:
+        return f"Literal[{value!r}] | type[{value}]"
+    if isinstance(value, (bool, int, str)):
+        return f"Literal[{value!r}]"
+    return type(value).__name__           # floats have no literal type
+
+
+def _family_stub(function: str, members: list[ir.Kernel]) -> list[str]:
+    """A `Family` subclass whose `pick` gives, for each instance's literal template values, that instance's class
+    (for other values, such as a variable `str`, any kernel class)."""
+    base = class_name(members[0]).split("_")[0]
+    out = ["", "", f"class _{base}Family(Family[Kernel]):"]
+    for k in members:
+        params = ", ".join(f"{name}: {_template_annotation(v)}" for name, v in k.template.items())
+        out += ["    @overload", f"    def pick(self, *, {params}) -> type[{class_name(k)}]: ..."]
+    out += ["    @overload", "    def pick(self, **template: object) -> type[Kernel]: ...", "",
+            "", f"{function.upper()}: _{base}Family"]
     return out
 
 
@@ -78,9 +105,12 @@ def render_module(package: str, module: str, kernels: list[ir.Kernel]) -> tuple[
     """(module text, stub text) for the kernels of one shader module. `package` is the generated package."""
     source = kernels[0].source
     structs = _structs(kernels)
+    families = _families(kernels)
     py = [HEADER.format(source=source)]
     if structs:
         py.append("from typing import NamedTuple\n")
+    if families:
+        py.append("from khal_runtime.families import Family")
     py.append("from khal_runtime.kernels import Kernel")
     py += _struct_classes(structs)
     for k in kernels:
@@ -89,20 +119,27 @@ def render_module(package: str, module: str, kernels: list[ir.Kernel]) -> tuple[
         if k.template:
             py.append(f"    TEMPLATE = {k.template!r}")
         py += _requirements(k)
-    families = _families(kernels)
     for function, members in families.items():
-        py += ["", "", f"# every instance of the template kernel {function}; pick one by its TEMPLATE values",
-               f"{function.upper()} = ({', '.join(members)},)"]
+        example = ", ".join(f"{name}=..." for name in members[0].template)
+        classes = ", ".join(class_name(k) for k in members)
+        py += ["", "", f"# every instance of the template kernel {function}: {function.upper()}.pick({example}) "
+               "gives one", f"{function.upper()} = Family({module + '.' + function!r}, ({classes},))"]
     names = list(structs) + [class_name(k) for k in kernels] + [f.upper() for f in families]
     py += ["", "", f"__all__ = {names!r}", ""]
 
-    elems = sorted({b.elem for k in kernels for b in k.buffers})
+    # element types of the buffers, and template values that name a type (`type[f32]` in `pick`)
+    elems = sorted({b.elem for k in kernels for b in k.buffers} |
+                   {v for k in kernels for v in k.template.values() if isinstance(v, str) and v in SCALAR_TYPES})
     pyi = [HEADER.format(source=source)]
-    if structs:
-        pyi.append("from typing import NamedTuple\n")
+    typing_names = (["Literal"] if families else []) + (["NamedTuple"] if structs else []) + \
+        (["overload"] if families else [])
+    if typing_names:
+        pyi.append(f"from typing import {', '.join(typing_names)}\n")
     pyi += ["from khal_runtime import Pass",
-            "from khal_runtime.buffers import Buffer, ReadOnlyBuffer",
-            "from khal_runtime.kernels import Grid, Kernel"]
+            "from khal_runtime.buffers import Buffer, ReadOnlyBuffer"]
+    if families:
+        pyi.append("from khal_runtime.families import Family")
+    pyi.append("from khal_runtime.kernels import Grid, Kernel")
     if elems:
         pyi.append(f"from khal_runtime.lang import {', '.join(elems)}")
     pyi += _struct_classes(structs)
@@ -110,10 +147,8 @@ def render_module(package: str, module: str, kernels: list[ir.Kernel]) -> tuple[
         params = ["self", "pass_: Pass", "grid: Grid"] + _params(k, ("Buffer", "ReadOnlyBuffer"), PY_SCALARS)
         pyi += ["", "", f"class {class_name(k)}(Kernel):", f'    """{_docstring(k)}"""', "",
                 f"    def call({', '.join(params)}) -> None: ..."]
-    if families:
-        pyi.append("")
-    for function in families:
-        pyi += ["", f"{function.upper()}: tuple[type[Kernel], ...]"]
+    for function, members in families.items():
+        pyi += _family_stub(function, members)
     pyi += ["", "", f"__all__ = {names!r}", ""]
     return "\n".join(py), "\n".join(pyi)
 

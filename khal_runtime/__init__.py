@@ -35,6 +35,7 @@ if TYPE_CHECKING:     # what type checkers see; at run time __getattr__ imports 
     from .buffers import Buffer as Buffer
     from .buffers import BufferUsage as BufferUsage
     from .buffers import ReadOnlyBuffer as ReadOnlyBuffer
+    from .families import Family as Family
     from .kernels import ArtifactError as ArtifactError
     from .kernels import Grid as Grid
     from .kernels import Indirect as Indirect
@@ -49,6 +50,7 @@ _HOMES = {
     "backends.base": ("Backend", "BackendError", "Encoder", "Pass", "ReadFuture"),
     "backends": ("available", "backend"),
     "buffers": ("DEFAULT_USAGE", "Buffer", "BufferUsage", "ReadOnlyBuffer"),
+    "families": ("Family",),
     "kernels": ("ArtifactError", "Grid", "Indirect", "Kernel", "KernelArgumentError", "Shader", "Workgroups",
                 "indirect", "workgroups"),
 }

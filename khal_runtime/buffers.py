@@ -4,6 +4,9 @@
 parameter `MutBuf[f32]` takes a `Buffer[f32]`, a `Buf[f32]` takes either; the generated `.pyi` stubs say so, so
 that a type checker catches a wrong element type or a read-only buffer passed for writing, and `call()` checks the
 same at run time.
+
+The `handle` is the backend's allocation; several buffers may share one (`read_only()`, `prefix(n)`), and each
+has its own length, which is what a kernel sees as `len()` on every backend, however large the allocation behind.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from .backends.base import Backend
 
 T = TypeVar("T")
+B = TypeVar("B", bound="ReadOnlyBuffer[Any]")
 
 
 class BufferUsage(enum.IntFlag):
@@ -37,6 +41,7 @@ class BufferUsage(enum.IntFlag):
 
 # What a buffer gets when the caller does not say: usable by kernels, readable and writable by the host.
 DEFAULT_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST
+_STORAGE = int(BufferUsage.STORAGE)         # as a plain int: flag arithmetic costs a microsecond per buffer
 
 # numpy dtype -> element type (bool arrays are refused: bool travels as u32)
 ELEMENT_TYPES = {np.dtype(t.numpy): t for t in SCALAR_TYPES.values()}
@@ -66,7 +71,7 @@ class ReadOnlyBuffer(Generic[T]):
     def __init__(self, backend: Backend, dtype: type, length: int, usage: BufferUsage, handle: Any):
         self.backend, self.dtype, self.length, self.usage, self.handle = backend, dtype, length, usage, handle
         # whether a kernel can bind it; kept as a plain bool because flag arithmetic is slow on the dispatch path
-        self.bindable = bool(usage & BufferUsage.STORAGE) and length > 0
+        self.bindable = bool(int(usage) & _STORAGE) and length > 0
 
     def __len__(self) -> int:
         return self.length
@@ -90,6 +95,17 @@ class ReadOnlyBuffer(Generic[T]):
     def read(self) -> np.ndarray:
         """The contents as a new numpy array (waits for the work submitted before)."""
         return self.backend.read_buffer(self)
+
+    def prefix(self: B, length: int) -> B:
+        """The first `length` elements of this buffer's memory, as a buffer of that length: a kernel it is bound to
+        sees `len() == length` although the allocation is larger (a pool's buffers, for one). It is the same
+        memory: writes through either show in both, and binding both where a kernel writes one is refused."""
+        if length.__class__ is not int or not 0 <= length <= self.length:     # (vortx makes one per tensor)
+            if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 0 <= length <= self.length:
+                raise ValueError(f"prefix: {length!r} is not a length between 0 and {self.length}")
+            length = int(length)
+        self.backend.check_binding_length(self.dtype, length, f"a view of the first {length} elements")
+        return type(self)(self.backend, self.dtype, length, self.usage, self.handle)
 
     def __repr__(self) -> str:
         kind = "Buffer" if self.writable else "ReadOnlyBuffer"

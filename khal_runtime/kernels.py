@@ -6,7 +6,7 @@ A generated binding class names its manifest entry; `Kernel` does the rest:
         ID = "examples.add_assign.add_assign"
         PACKAGE = "shaders._generated"
 
-    add = AddAssign(backend)                  # loads and verifies its artifacts on this backend
+    add = AddAssign(backend)                  # loads and verifies its artifacts, once per backend (cached)
     add.call(pass_, len(a), a, b)             # grid in threads; or workgroups(x, y, z) or indirect(buf)
 
 `call()` checks everything it can before anything reaches the device: the pass's backend, each buffer's backend,
@@ -19,16 +19,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 from importlib import resources
 from types import SimpleNamespace
-from typing import Any, ClassVar, Union, get_type_hints
+from typing import Any, ClassVar, TypeVar, Union, get_type_hints
+
+import numpy as np
 
 from .backends.base import Backend, KernelFunction, Pass
 from .buffers import BufferUsage, ReadOnlyBuffer
 from .lang import SCALAR_TYPES
 
 MAX_WORKGROUPS = (2**31 - 1, 65535, 65535)       # what the runtime accepts; backends may fold or refuse more
+KernelT = TypeVar("KernelT", bound="Kernel")
 
 
 class KernelArgumentError(TypeError):
@@ -124,10 +128,12 @@ def _scalar_check(kernel: str, name: str, t: str):
         return check_bool
 
     def check_float(v: Any) -> float:
-        try:
+        # a number: int, float, a numpy scalar or 0-d array; not what float() would also take (a string, a bool, a
+        # 1-element list or array), which is a mistake more often than a value
+        if v.__class__ is float or isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) or \
+                isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf":
             return float(v)
-        except (TypeError, ValueError):
-            raise KernelArgumentError(f"{kernel}: argument {name!r} must be a number ({t}), not {v!r}") from None
+        raise KernelArgumentError(f"{kernel}: argument {name!r} must be a number ({t}), not {v!r}")
     return check_float
 
 
@@ -156,14 +162,30 @@ def _struct_check(kernel: str, name: str, struct_name: str, fields: list):
 
 
 class Kernel:
-    """Base of the generated binding classes. Instantiate with a backend; dispatch with `call`."""
+    """Base of the generated binding classes. `AddAssign(backend)` gives the kernel loaded on that backend (loaded
+    once, then cached by the backend: calling it again is cheap); dispatch with `call`."""
 
     ID: ClassVar[str]
     PACKAGE: ClassVar[str]
     TEMPLATE: ClassVar[dict] = {}
     REQUIRES: ClassVar[tuple] = ()
 
-    def __init__(self, backend: Backend):
+    def __new__(cls: type[KernelT], backend: Backend) -> KernelT:
+        """The kernel loaded on `backend`: loaded on first use, then the same instance (`backend.kernel(cls)`)."""
+        try:
+            cached = backend.kernel
+        except AttributeError:
+            raise TypeError(f"{cls.__name__}(backend): expected a khal backend, not {backend!r}") from None
+        return cached(cls)
+
+    @classmethod
+    def _load(cls: type[KernelT], backend: Backend) -> KernelT:
+        """A new instance on `backend`, its artifacts loaded; `Backend.kernel` calls it once and keeps it."""
+        self = object.__new__(cls)
+        self._setup(backend)
+        return self
+
+    def _setup(self, backend: Backend) -> None:
         self.backend = backend
         self.info = info = manifest(self.PACKAGE)["kernels"][self.ID]
         self.name = info["id"]
@@ -187,7 +209,7 @@ class Kernel:
         self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
         self._arity = len(self.params)
         # kernels assume their buffers do not overlap (CUDA marks them __restrict__; WebGPU refuses a writable
-        # buffer bound twice): the pairs of bindings (positions in `handles`) of which at least one is written
+        # buffer bound twice): the pairs of bindings (positions in `bound`) of which at least one is written
         self._alias_pairs = [(i, j) for i, (_, _, wi) in enumerate(self._buffers)
                              for j, (_, _, wj) in enumerate(self._buffers) if i < j and (wi or wj)]
 
@@ -198,18 +220,18 @@ class Kernel:
             self._pass_error(pass_)
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
-        handles = []
+        bound = []
         for i, dtype, writable in self._buffers:
             buf = args[i]
             try:
                 if buf.backend is backend and buf.dtype is dtype and buf.bindable and (buf.writable or not writable):
-                    handles.append(buf.handle)
+                    bound.append(buf)
                     continue
             except AttributeError:
                 pass
             self._buffer_error(i, buf, dtype, writable)
         for i, j in self._alias_pairs:
-            if handles[i] is handles[j]:
+            if bound[i].handle is bound[j].handle:
                 self._alias_error(args)
         scalars = tuple([check(args[i]) for i, check in self._scalars]) if self._scalars else ()
         # the generated conditions read struct fields as attributes: a struct given as a dict takes the slow path
@@ -221,7 +243,7 @@ class Kernel:
             counts: Any = ((grid + wx - 1) // wx, 1, 1)
         else:
             counts = self._grid(grid)
-        self.function.dispatch(pass_, counts, handles, scalars)
+        self.function.dispatch(pass_, counts, bound, scalars)
 
     def _pass_error(self, pass_: Any) -> None:
         if not isinstance(pass_, Pass):
@@ -296,33 +318,45 @@ class Kernel:
     def _grid(self, grid: Grid) -> tuple[int, int, int] | Indirect:
         if isinstance(grid, Indirect):
             buf = grid.buffer
-            if not isinstance(buf, ReadOnlyBuffer) or buf.dtype.ir != "u32" or grid.offset + 3 > buf.length:
-                raise KernelArgumentError(f"{self.name}: an indirect grid needs a u32 buffer holding three "
-                                          f"workgroup counts at offset {grid.offset}")
+            offset = grid.offset if _is_count(grid.offset) else -1
+            if not isinstance(buf, ReadOnlyBuffer) or buf.dtype.ir != "u32" or offset < 0 or offset + 3 > buf.length:
+                raise KernelArgumentError(f"{self.name}: argument 'grid': an indirect grid needs a u32 buffer "
+                                          f"holding three workgroup counts at offset {grid.offset!r}")
             if buf.backend is not self.backend or not buf.usage & BufferUsage.INDIRECT:
-                raise KernelArgumentError(f"{self.name}: the indirect grid buffer must live on this backend and "
-                                          "have the usage flag INDIRECT")
+                raise KernelArgumentError(f"{self.name}: argument 'grid': the indirect grid buffer must live on "
+                                          "this backend and have the usage flag INDIRECT")
             return grid
         if isinstance(grid, Workgroups):
             counts = (grid.x, grid.y, grid.z)
+            if not all(_is_count(c) for c in counts):
+                raise KernelArgumentError(f"{self.name}: argument 'grid' = {grid!r}: workgroup counts are integers "
+                                          "from 0 on")
+            counts = tuple(c.__index__() for c in counts)
         else:
             threads = (grid,) if not isinstance(grid, tuple) else grid
-            if not 1 <= len(threads) <= 3 or not all(hasattr(t, "__index__") for t in threads):
-                raise KernelArgumentError(f"{self.name}: the grid must be a thread count (an int or a tuple of up "
-                                          f"to three), workgroups(...) or indirect(...), not {grid!r}")
+            if not 1 <= len(threads) <= 3 or not all(_is_count(t) for t in threads):
+                raise KernelArgumentError(f"{self.name}: argument 'grid' must be a thread count (an integer from 0 "
+                                          f"on, or a tuple of up to three), workgroups(...) or indirect(...), not "
+                                          f"{grid!r}")
             threads = tuple(t.__index__() for t in threads) + (1,) * (3 - len(threads))
             counts = tuple(-(-t // w) for t, w in zip(threads, self.workgroup_size))
         for c, limit, axis in zip(counts, MAX_WORKGROUPS, "xyz"):
-            if not 0 <= c <= limit:
-                raise KernelArgumentError(f"{self.name}: {c} workgroups along {axis} (at most {limit})")
+            if c > limit:
+                raise KernelArgumentError(f"{self.name}: argument 'grid': {c} workgroups along {axis} (at most "
+                                          f"{limit})")
         return counts
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} on {self.backend.name}>"
 
 
+def _is_count(value: Any) -> bool:
+    """Whether `value` can count threads or workgroups: an integer (not a bool) from 0 on."""
+    return hasattr(value, "__index__") and not isinstance(value, (bool, np.bool_)) and value.__index__() >= 0
+
+
 class Shader:
-    """A group of kernels, declared as annotated attributes and loaded together:
+    """A group of kernels, declared as annotated attributes and loaded together (each from the backend's cache):
 
         class Kernels(Shader):
             add_assign: AddAssign
@@ -335,4 +369,4 @@ class Shader:
         self.backend = backend
         for name, cls in get_type_hints(type(self)).items():
             if isinstance(cls, type) and issubclass(cls, Kernel):
-                setattr(self, name, cls(backend))
+                setattr(self, name, backend.kernel(cls))

@@ -38,24 +38,13 @@ class Case:
         return np.random.default_rng(zlib.crc32(self.id.encode()))
 
 
-_loaded: dict[tuple[type, int], Any] = {}
-
-
-def kernel_on(cls: type, backend: Backend) -> Any:
-    """One loaded kernel per (class, backend): loading builds pipelines and modules."""
-    key = (cls, id(backend))
-    if key not in _loaded:
-        _loaded[key] = cls(backend)
-    return _loaded[key]
-
-
 def run(case: Case, backend: Backend, args: Args) -> dict[str, np.ndarray]:
     """Dispatch the case's kernel once with `args`; the contents of every buffer afterwards."""
     args = {name: value for name, value in args.items() if not name.startswith("_")}
     buffers = {name: backend.init_buffer(value) for name, value in args.items() if isinstance(value, np.ndarray)}
     encoder = backend.begin_encoding()
     with encoder.begin_pass(case.id) as pass_:
-        kernel_on(case.kernel, backend).call(pass_, case.grid(args), **{n: buffers.get(n, v) for n, v in args.items()})
+        backend.kernel(case.kernel).call(pass_, case.grid(args), **{n: buffers.get(n, v) for n, v in args.items()})
     backend.submit(encoder)
     return {name: buf.read() for name, buf in buffers.items()}
 

@@ -112,6 +112,20 @@ def test_shader_groups_kernels(backend):
 
     kernels = Kernels(backend)
     assert isinstance(kernels.add_assign, AddAssign) and kernels.sum_u32.backend is backend
+    assert Kernels(backend).add_assign is kernels.add_assign         # from the backend's cache
+
+
+def test_kernels_load_once_per_backend(monkeypatch):
+    backend, other = create("cpu"), create("cpu")
+    loads = []
+    load = type(backend).load_kernel
+    monkeypatch.setattr(type(backend), "load_kernel", lambda self, info, artifact: loads.append(info["id"]) or
+                        load(self, info, artifact))
+    first = AddAssign(backend)
+    assert AddAssign(backend) is first and backend.kernel(AddAssign) is first and loads == [first.name]
+    assert AddAssign(other) is not first and AddAssign(other).backend is other and len(loads) == 2
+    with pytest.raises(TypeError, match=r"AddAssign\(backend\): expected a khal backend, not 'cpu'"):
+        AddAssign("cpu")
 
 
 def test_selection_and_info(monkeypatch, capsys):
@@ -159,34 +173,108 @@ def test_cuda_buffers_exchange_memory_with_torch():
 
 
 def test_odd_f16_storage_buffers_are_refused_on_webgpu(backend):
+    halves = backend.init_buffer(np.zeros(4, np.float16))
     if backend.name != "webgpu":
         backend.init_buffer(np.zeros(3, np.float16))
+        assert len(halves.prefix(3)) == 3
         return
-    with pytest.raises(khal.BackendError, match="an f16 storage buffer on WebGPU needs an even length, not 3"):
+    with pytest.raises(khal.BackendError, match=r"a storage buffer of f16 on webgpu needs an even length, not 3: "
+                                                r"webgpu binds whole 4-byte words, so a kernel would see len\(\) = 4"):
         backend.init_buffer(np.zeros(3, np.float16))
+    with pytest.raises(khal.BackendError, match="a view of the first 3 elements of f16 on webgpu needs an even length"):
+        halves.prefix(3)
+    assert len(halves.prefix(2)) == 2
     backend.init_buffer(np.zeros(3, np.float16), usage=khal.BufferUsage.COPY_SRC | khal.BufferUsage.COPY_DST)
 
 
-NON_FINITE = """
-from khal_runtime.lang import MutBuf, bitcast, f32, f64, kernel, u32
+LENGTHS = """
+from khal_runtime.lang import MutBuf, f32, global_id, kernel, u32
 
 
 @kernel(workgroup_size=(64,))
-def write_non_finite(out: MutBuf[f32], wide: MutBuf[f64]):
-    out[0] = 1.0e39 * 10.0      # folds to +inf at compile time
-    out[1] = -1.0e39
-    out[2] = bitcast(f32, u32(0x7FC00000))
-    wide[0] = f64(1.0e39) * f64(1.0e300)
+def mark(a: MutBuf[f32], seen: MutBuf[u32]):
+    i = global_id().x
+    if i < len(a):
+        a[i] = 7.0
+    if i == 0:
+        seen[0] = len(a)
 """
 
 
-def test_infinite_constants_on_every_backend(backend, shader_package):
-    import importlib
-    kernels = importlib.import_module(f"{shader_package({'nonfinite': NON_FINITE})}.nonfinite")
-    out, wide = backend.init_buffer(np.zeros(3, np.float32)), backend.init_buffer(np.zeros(1, np.float64))
+def run(backend, *dispatches):
+    """Record (kernel, grid, *args) dispatches in one pass and submit them."""
     encoder = backend.begin_encoding()
     with encoder.begin_pass() as pass_:
-        kernels.WriteNonFinite(backend).call(pass_, 1, out, wide)
+        for kernel, grid, *args in dispatches:
+            kernel.call(pass_, grid, *args)
     backend.submit(encoder)
-    got = out.read()
-    assert got[0] == np.inf and got[1] == -np.inf and np.isnan(got[2]) and wide.read()[0] == np.inf
+
+
+def test_a_kernel_sees_the_length_of_a_prefix_not_of_its_allocation(backend, shader_package):
+    import importlib
+    mark = importlib.import_module(f"{shader_package({'lengths': LENGTHS})}.lengths").Mark(backend)
+    allocation = backend.init_buffer(np.zeros(100, np.float32))
+    short = allocation.prefix(37)
+    seen = [backend.init_buffer(np.zeros(1, np.uint32)) for _ in range(3)]
+    run(backend, (mark, 100, short, seen[0]))               # 100 threads; `if i < len(a)` stops them at 37
+    assert (allocation.read() == np.where(np.arange(100) < 37, 7, 0)).all() and short.read().shape == (37,)
+    # one allocation bound with two lengths in one pass: two bindings, each of its own size
+    run(backend, (mark, 100, allocation.prefix(50), seen[1]), (mark, 100, allocation, seen[2]))
+    assert [int(s.read()[0]) for s in seen] == [37, 50, 100] and (allocation.read() == 7).all()
+
+
+def test_prefixes_of_one_allocation_are_the_same_memory(backend):
+    allocation = backend.init_buffer(np.arange(10, dtype=np.float32))
+    head = allocation.prefix(4)
+    head.write(np.full(2, -1, np.float32), offset=2)
+    np.testing.assert_array_equal(allocation.read()[:5], [0, 1, -1, -1, 4])
+    assert isinstance(head.read_only().prefix(2), khal.ReadOnlyBuffer) and not head.read_only().prefix(2).writable
+    with pytest.raises(khal.KernelArgumentError, match="arguments 'a' and 'b' are the same buffer"):
+        run(backend, (AddAssign(backend), 4, head, allocation.read_only()))
+    with pytest.raises(ValueError, match="prefix: 11 is not a length between 0 and 10"):
+        allocation.prefix(11)
+
+
+
+# A program that runs a kernel on every backend present, directly and through vortx, and says which ran and which
+# modules of the compiler it imported.
+STANDALONE = """
+import json
+import sys
+
+import numpy as np
+
+import khal_runtime as khal
+import vortx as vx
+from shaders._generated.examples.add_assign import AddAssign
+
+ran = []
+for kind in ("cpu", "webgpu", "cuda"):
+    try:
+        backend = khal.backend(kind)
+    except khal.BackendError:
+        continue
+    a, b = backend.init_buffer(np.ones(300, np.float32)), backend.init_buffer(np.arange(300, dtype=np.float32))
+    encoder = backend.begin_encoding()
+    with encoder.begin_pass() as pass_:
+        AddAssign(backend).call(pass_, len(a), a, b)
+    backend.submit(encoder)
+    assert a.read()[299] == 300
+    assert (vx.ones(5, device=vx.device(kind)) + 1).sum().item() == 10
+    ran.append(kind)
+print(json.dumps({"ran": ran, "compiler": sorted(m for m in sys.modules if m.split(".")[0] == "hatch_khal")}))
+"""
+
+
+def test_running_kernels_imports_nothing_of_the_compiler():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "-c", STANDALONE], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    present = [kind for kind, found in khal.available().items() if not isinstance(found, str)]
+    assert sorted(result["ran"]) == sorted(present) and "cpu" in present
+    assert result["compiler"] == [], f"running kernels on {', '.join(present)} imported {result['compiler']}"

@@ -14,6 +14,7 @@ from khal_runtime.backends.cpu import CpuBackend
 from khal_runtime.interpreter import KernelExecutionError
 from shaders._generated.examples.add_assign import AddAssign
 from shaders._generated.examples.matmul import MatmulShape, MatmulTiled
+from shaders._generated.examples.unpack import UnpackNibbles
 
 
 def dispatch(backend, kernel, grid, *args, **kwargs):
@@ -91,10 +92,40 @@ def test_scalar_and_call_shape_errors(cpu):
         dispatch(cpu, kernel, 4, c, a, b)
     with pytest.raises(khal.KernelArgumentError, match="no parameter named 'd'"):
         dispatch(cpu, kernel, 4, c, a, b, d=1)
-    with pytest.raises(khal.KernelArgumentError, match="the grid must be a thread count"):
+    with pytest.raises(khal.KernelArgumentError, match="argument 'grid' must be a thread count"):
         dispatch(cpu, kernel, "many", c, a, b, MatmulShape(2, 2, 1))
     with pytest.raises(khal.KernelArgumentError, match="an empty buffer"):
         dispatch(cpu, AddAssign(cpu), 1, cpu.init_buffer(np.zeros(0, np.float32)), a)
+
+
+@pytest.mark.parametrize("grid", [-5, (4, -1), -5.0, True, khal.workgroups(-1), khal.workgroups(1, 2.5)],
+                         ids=["threads", "tuple", "float", "bool", "workgroups", "fractional"])
+def test_a_grid_that_counts_nothing_sensible_is_refused(cpu, grid):
+    a = floats(cpu, 8)
+    with pytest.raises(khal.KernelArgumentError, match=r"examples.add_assign.add_assign: argument 'grid'"):
+        dispatch(cpu, AddAssign(cpu), grid, a, floats(cpu, 8))
+    assert a.read().tolist() == list(range(8))                  # nothing ran
+    counts = cpu.init_buffer(np.ones(3, np.uint32), usage=khal.DEFAULT_USAGE | khal.BufferUsage.INDIRECT)
+    with pytest.raises(khal.KernelArgumentError, match="argument 'grid': an indirect grid needs .* at offset -1"):
+        dispatch(cpu, AddAssign(cpu), khal.indirect(counts, -1), a, floats(cpu, 8))
+    dispatch(cpu, AddAssign(cpu), 0, a, floats(cpu, 8))                # no threads at all is a grid
+    assert a.read().tolist() == list(range(8))
+
+
+@pytest.mark.parametrize("value", ["0.5", None, [0.5], True, np.array([0.5]), 1j])
+def test_a_float_scalar_must_be_a_number(cpu, value):
+    out, words = floats(cpu, 8), cpu.init_buffer(np.zeros(1, np.uint32))
+    with pytest.raises(khal.KernelArgumentError, match=r"unpack_nibbles: argument 'scale' must be a number \(f32\), "
+                                                       r"not "):
+        dispatch(cpu, UnpackNibbles(cpu), 1, out, words, value)
+
+
+@pytest.mark.parametrize("value", [2, 0.5, np.float32(0.5), np.float64(2), np.int32(2), np.array(0.5)],
+                         ids=["int", "float", "f32", "f64", "i32", "0-d"])
+def test_numbers_of_every_kind_are_float_scalars(cpu, value):
+    out, words = floats(cpu, 8), cpu.init_buffer(np.array([0x76543210], np.uint32))
+    dispatch(cpu, UnpackNibbles(cpu), 1, out, words, value)
+    np.testing.assert_array_equal(out.read(), (np.arange(8) - 8) * np.float32(value))
 
 
 def test_tampered_artifact_is_refused(cpu, tmp_path, monkeypatch):

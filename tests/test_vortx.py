@@ -3,6 +3,8 @@ conversions, empty tensors, and the errors that name the operation and the shape
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -206,3 +208,16 @@ def test_templates_import_as_python_with_arithmetic():
     from khal_runtime.lang import template
     t = template(8, 16)
     assert callable(2 * t + 1) and callable(t // 2)
+
+
+def test_a_tensor_in_cyclic_garbage_gives_back_intact_memory(dev):
+    class Cycle:
+        pass
+
+    cycle = Cycle()
+    cycle.me, cycle.tensor = cycle, vx.ones(1000, device=dev)
+    dev.synchronize()
+    del cycle
+    gc.collect()            # finalizes the cycle; its buffer goes back to the pool, and must still be usable
+    x = vx.tensor(np.arange(1000, dtype=np.float32), device=dev)
+    assert (x + 1).sum().item() == 1000 * 1001 / 2

@@ -1,4 +1,4 @@
-"""The WebGPU backend (khal_runtime/backends/webgpu.py) on a real device: lavapipe on a machine without a GPU.
+"""The WebGPU backend (khal_runtime/backends/webgpu/) on a real device: lavapipe on a machine without a GPU.
 
 Kernels come from two places: hand-written GLSL that follows docs/IR.md's ABI (compiled with glslang and put, with a
 hand-made manifest, into a temporary package, so that they go through the generated-binding path `Kernel.call`), and
@@ -200,7 +200,7 @@ def test_features_and_description(backend):
 
 
 def test_missing_wgpu_is_a_backend_error(monkeypatch):
-    monkeypatch.setattr(webgpu_module, "wgpu", None)
+    monkeypatch.setattr(webgpu_module.adapter, "wgpu", None)     # as if no backend had imported it yet
     monkeypatch.setitem(sys.modules, "wgpu", None)        # makes `import wgpu` fail
     with pytest.raises(BackendError, match="wgpu-py is not installed"):
         webgpu_module.WebGpuBackend()
@@ -413,7 +413,7 @@ def test_unfoldable_grids_are_refused(backend, kernels, monkeypatch):
         with pytest.raises(BackendError, match="too many even folded"):
             kernel.call(pass_, workgroups(7 * backend.max_workgroups + 1), seen, counter)
         with pytest.raises(BackendError, match="along y"):
-            kernel.function.dispatch(pass_, (8, backend.max_workgroups + 1, 1), [seen.handle, counter.handle], ())
+            kernel.function.dispatch(pass_, (8, backend.max_workgroups + 1, 1), [seen, counter], ())
     backend.submit(encoder)
 
 

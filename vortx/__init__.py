@@ -10,6 +10,7 @@
 
 Tensors have up to four dimensions (NCHW) and hold f32, i32, u32 (arithmetic) or f16 (storage; convert with
 `.to(vx.f32)`). `vx.device("cpu" | "webgpu" | "cuda")` picks a backend; `KHAL_BACKEND` sets the default.
+`vx.run(Kernel, grid, *tensors_and_scalars)` runs a hand-written kernel on tensors (vortx/custom.py).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from khal_runtime.buffers import element_type
 from khal_runtime.lang import f16, f32, i32, u32
 
 from . import ops
+from .custom import run
 from .devices import Device, device
 from .gemm import matmul
 from .ops import ShapeError
 from .tensor import Tensor
 
 __all__ = ["Tensor", "Device", "ShapeError", "device", "tensor", "empty", "zeros", "ones", "full", "arange",
-           "matmul", "f32", "f16", "i32", "u32"]
+           "matmul", "run", "f32", "f16", "i32", "u32"]
 
 # numpy's defaults (float64, int64) become vortx's (f32, i32) when no dtype is given
 _DEFAULTS = {np.dtype(np.float64): f32, np.dtype(np.int64): i32}

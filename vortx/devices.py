@@ -1,5 +1,5 @@
-"""A vortx device: one khal backend, the kernels loaded on it, the pass that operations record into, and a pool
-of buffers.
+"""A vortx device: one khal backend (which keeps the kernels loaded on it), the pass that operations record into,
+and a pool of buffers (whose padding kernels never see: a tensor's buffer is a view of exactly its elements).
 
 Operations do not run when they are called: each records a dispatch into the device's current pass, and the
 recording is submitted when a result is read (`Tensor.numpy()`), when data is uploaded, when `synchronize()` is
@@ -27,7 +27,6 @@ class Device:
 
     def __init__(self, backend: khal.Backend):
         self.backend = backend
-        self.kernels: dict[type, khal.Kernel] = {}
         self.encoder: khal.Encoder | None = None
         self.pass_: khal.Pass | None = None
         self.recorded = 0
@@ -37,24 +36,22 @@ class Device:
         self.free: dict[int, tuple[tuple[str, int], khal.Buffer]] = {}
         self.by_size: dict[tuple[str, int], list[int]] = {}
         self.free_bytes = 0
+        # buffers in use, until release(): held here so that an allocation is never part of cyclic garbage (a
+        # tensor in a reference cycle), where the collector could finalize the device memory before the tensor's
+        # storage gives it back to the pool
+        self.lent: dict[int, khal.Buffer] = {}
 
     def __repr__(self) -> str:
         return f"<vortx device on {self.backend.name}: {self.backend.device_name}>"
 
     # --- work -----------------------------------------------------------------------------------------------------
 
-    def kernel(self, cls: type) -> khal.Kernel:
-        if cls not in self.kernels:
-            self.kernels[cls] = cls(self.backend)
-        return self.kernels[cls]
-
-    def dispatch(self, cls: type, grid: Any, *args: Any) -> None:
+    def dispatch(self, cls: type, grid: Any, *args: Any, **kwargs: Any) -> None:
         """Record one dispatch of the kernel class `cls` into the current pass."""
         if self.pass_ is None:
             self.encoder = self.backend.begin_encoding()
             self.pass_ = self.encoder.begin_pass("vortx", timestamps=self.timestamps)
-        kernel = self.kernels.get(cls) or self.kernel(cls)
-        kernel.call(self.pass_, grid, *args)
+        self.backend.kernel(cls).call(self.pass_, grid, *args, **kwargs)
         self.recorded += 1
         if self.recorded >= BATCH:
             self.flush()
@@ -85,15 +82,17 @@ class Device:
     # --- memory ---------------------------------------------------------------------------------------------------
 
     def buffer(self, dtype: type, length: int) -> khal.Buffer:
-        """A buffer of at least `length` elements (from the pool when one is free); its contents are undefined."""
+        """An allocation of at least `length` elements (from the pool when one is free), to `release` when done;
+        its contents are undefined."""
         capacity = max(GRANULE, -(-length // GRANULE) * GRANULE)
         same = self.by_size.get((dtype.ir, capacity))
-        if same:
-            return self._take(same.pop())
-        return self.backend.uninit_buffer(dtype, capacity)
+        buf = self._take(same.pop()) if same else self.backend.uninit_buffer(dtype, capacity)
+        self.lent[id(buf)] = buf
+        return buf
 
     def release(self, buf: khal.Buffer) -> None:
         """Keep `buf` for reuse; past POOLED_BYTES, the buffers freed longest ago go back to the backend."""
+        self.lent.pop(id(buf), None)
         if buf.nbytes > POOLED_BYTES:
             return
         key = (buf.dtype.ir, len(buf))
@@ -123,19 +122,25 @@ class Device:
         """A new contiguous tensor whose contents are undefined."""
         from .tensor import Tensor
         t = element_type(dtype)
-        return Tensor(Storage(self, self.buffer(t, math.prod(shape))), tuple(shape), t)
+        size = math.prod(shape)
+        return Tensor(Storage(self, self.buffer(t, size), size), tuple(shape), t)
 
 
 class Storage:
-    """A buffer shared by a tensor and its views; it goes back to the device's pool when the last one is gone."""
+    """A pooled allocation shared by a tensor and its views, which kernels see through `buffer`: its first `size`
+    elements, so that `len()` in a kernel is the tensor's size, not the pool's capacity (rounded up only where the
+    backend cannot bind that length: an odd number of f16 elements on WebGPU). The allocation goes back to the
+    device's pool when the last tensor using it is gone."""
 
-    __slots__ = ("device", "buffer")
+    __slots__ = ("device", "allocation", "buffer")
 
-    def __init__(self, device: Device, buffer: khal.Buffer):
-        self.device, self.buffer = device, buffer
+    def __init__(self, device: Device, allocation: khal.Buffer, size: int):
+        self.device, self.allocation = device, allocation
+        length = device.backend.bindable_length(allocation.dtype, size)
+        self.buffer = allocation if length == len(allocation) else allocation.prefix(length)
 
     def __del__(self) -> None:
-        self.device.release(self.buffer)
+        self.device.release(self.allocation)
 
 
 _devices: dict[str, Device] = {}

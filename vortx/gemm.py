@@ -32,7 +32,7 @@ from khal_runtime.lang import f32
 from shaders._generated.vortx.gemm import GEMM_BLOCKED, Gemm, GemmNaive, GemmTiled
 from shaders.vortx.gemm import TILE, WG
 
-from .ops import ShapeError, broadcast_shapes, broadcast_strides, same_device
+from .ops import ShapeError, broadcast_shapes, broadcast_strides, fill, same_device
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -45,7 +45,6 @@ FEW = 64                # 64x64 blocks under which the tiled kernel's 16 times m
 # The workgroups a block shape needs to fill a large GPU: the H100 has 132 SMs, which hold two 8x8-blocked
 # workgroups (128 registers a thread) or one and a half of the smaller ones each.
 FILL = {(8, 8): 256, (8, 4): 128, (4, 8): 128}
-BLOCKS = {(cls.TEMPLATE["TM"], cls.TEMPLATE["TN"]): cls for cls in GEMM_BLOCKED}
 
 
 def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
@@ -72,6 +71,8 @@ def matmul(a: Tensor, b: Tensor, variant: str = "auto") -> Tensor:
         raise ValueError(f"vortx.matmul: unknown variant {variant!r}; the variants are {', '.join(VARIANTS)}")
     same_device("matmul", a, b)
     out = a.device.empty(batch + (m, n), f32)
+    if out.size and not k:
+        return fill(out, 0)                 # sums of nothing (and no kernel binds an empty operand)
     if out.size:
         run(out, a, b, choose(variant, m, n, k, math.prod(batch)))
     return out
@@ -96,7 +97,8 @@ def choose(variant: str, m: int, n: int, k: int, batch: int) -> type:
     if variant == "tiled":
         return GemmTiled
     shapes = ((8, 8), (8, 4), (4, 8)) if m >= n else ((8, 8), (4, 8), (8, 4))
-    return next((BLOCKS[s] for s in shapes if batch * _tiles(m, n, *s) >= FILL[s]), BLOCKS[4, 4])
+    tm, tn = next((s for s in shapes if batch * _tiles(m, n, *s) >= FILL[s]), (4, 4))
+    return GEMM_BLOCKED.pick(TM=tm, TN=tn)
 
 
 def _tiles(m: int, n: int, tm: int, tn: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from khal_runtime import workgroups
+from khal_runtime import Family, workgroups
 from khal_runtime.lang import f16, f32, i32, u32
 from shaders._generated.vortx.elementwise import (
     BINARY,
@@ -41,21 +41,6 @@ FLOAT_OPS = elementwise.FLOAT_OP.values          # f32 only
 FLOAT_UNARY = elementwise.UNARY.values
 INT_UNARY = elementwise.INT_UNARY.values
 NUMERIC = elementwise.T.values                   # types with arithmetic (f32, i32, u32); f16 is for storage
-
-
-def _index(family: tuple) -> dict[tuple, type]:
-    return {tuple(sorted(cls.TEMPLATE.items())): cls for cls in family}
-
-
-_FAMILIES: dict[int, dict[tuple, type]] = {}
-
-
-def pick(family: tuple, **template: str) -> type:
-    """The instance of a template kernel with these template values."""
-    index = _FAMILIES.get(id(family))
-    if index is None:
-        index = _FAMILIES[id(family)] = _index(family)
-    return index[tuple(sorted(template.items()))]
 
 
 class ShapeError(ValueError):
@@ -147,7 +132,7 @@ def threads(n: int, dense: bool) -> int:
     return -(-n // PER_THREAD) if dense else n
 
 
-def dispatch(family: tuple, out: Tensor, *args: Any, a: Tensor | None = None, b: Tensor | None = None,
+def dispatch(family: Family, out: Tensor, *args: Any, a: Tensor | None = None, b: Tensor | None = None,
              after: tuple = (), **template: str) -> Tensor:
     """Run one elementwise kernel over `out` (nothing to do for an empty tensor): its arguments are `out`, the
     tensors `a` and `b` that are given, `args`, the layout, the size, `dense`, then `after`."""
@@ -157,7 +142,7 @@ def dispatch(family: tuple, out: Tensor, *args: Any, a: Tensor | None = None, b:
     if n:
         lay, dense = layout(out, a, b)
         tensors = [t.buffer for t in (a, b) if t is not None]
-        out.device.dispatch(pick(family, **template), threads(n, dense), out.buffer, *tensors, *args, lay, n, dense,
+        out.device.dispatch(family.pick(**template), threads(n, dense), out.buffer, *tensors, *args, lay, n, dense,
                             *after)
     return out
 
@@ -219,7 +204,7 @@ def convert(a: Tensor, dtype: type, out: Tensor | None = None) -> Tensor:
         tiles = _tiles(a)
         if tiles is not None:
             out = a.device.empty(a.shape, dtype)
-            a.device.dispatch(pick(TRANSPOSE_TILES, T=dtype.ir), workgroups(tile_groups(tiles)), out.buffer,
+            a.device.dispatch(TRANSPOSE_TILES.pick(T=dtype.ir), workgroups(tile_groups(tiles)), out.buffer,
                               a.buffer, tiles)
             return out
     out = out if out is not None else a.device.empty(a.shape, dtype)

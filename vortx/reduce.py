@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from khal_runtime import workgroups
+from khal_runtime import Family, workgroups
 from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, REDUCE_RUN, Axis
 from shaders.vortx.reduce import AXIS_CHUNK, OP, ROW_CHUNK, ROWS, RUN_CHUNK, TILE, WORKGROUP
 
-from .ops import ShapeError, numeric, pick
+from .ops import ShapeError, fill, numeric
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -45,6 +45,8 @@ def reduce(t: Tensor, op: str, axis: int | None = None, keepdims: bool = False) 
         where = "of the whole tensor" if axis is None else f"along axis {axis}"
         raise ValueError(f"vortx.{op}: the reduction {where} of shape {t.shape} has no elements, and {op} has no "
                          "identity")
+    if n == 0:                          # the identity (and no kernel binds an empty tensor)
+        return fill(out, 1 if op == "prod" else 0)
     dims = _view(t, axis)
     if dims is None:
         t = t.contiguous()
@@ -101,7 +103,7 @@ def _passes(out: Tensor, op: str, src: Tensor, outer: Dim, reduced: Dim, inner: 
     while True:
         family, chunks, groups = _plan(n_outer, n, n_inner)
         dst = out if chunks == 1 else device.empty((n_outer * chunks * n_inner,), dtype)
-        device.dispatch(pick(family, T=dtype.ir, OP=op), workgroups(groups), dst.buffer,
+        device.dispatch(family.pick(T=dtype.ir, OP=op), workgroups(groups), dst.buffer,
                         src.buffer, Axis(n_outer, n, n_inner, offset, s_outer, s_n, s_inner, chunks))
         if chunks == 1:
             return out
@@ -110,7 +112,7 @@ def _passes(out: Tensor, op: str, src: Tensor, outer: Dim, reduced: Dim, inner: 
         op = "sum" if op == "sqnorm" else op
 
 
-def _plan(n_outer: int, n: int, n_inner: int) -> tuple[tuple, int, int]:
+def _plan(n_outer: int, n: int, n_inner: int) -> tuple[Family, int, int]:
     """The kernel family of a pass, how many pieces it cuts `n` into, and how many workgroups it takes."""
     if n_inner > 1:
         chunks = max(1, -(-n // AXIS_CHUNK))

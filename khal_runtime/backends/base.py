@@ -15,15 +15,21 @@ generated kernel bindings dispatch; with `timestamps=True`, its `elapsed` second
 
 from __future__ import annotations
 
+import functools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
 from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 
+if TYPE_CHECKING:
+    from ..kernels import Kernel
+
 T = TypeVar("T")
+KernelT = TypeVar("KernelT", bound="Kernel")
 
 # The device features kernels can require; the CPU and CUDA backends offer them all.
 ALL_FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
@@ -38,8 +44,9 @@ class KernelFunction(ABC):
 
     @abstractmethod
     def dispatch(self, pass_: Any, grid: Any, buffers: list, scalars: tuple) -> None:
-        """Record one dispatch; `grid` is a workgroup count or an `Indirect`, `buffers` their handles in binding
-        order, `scalars` the scalar arguments in order (a struct as the list of its field values)."""
+        """Record one dispatch; `grid` is a workgroup count or an `Indirect`, `buffers` the buffers in binding
+        order (checked: each its allocation `handle` and the `length` that the kernel must see as `len()`),
+        `scalars` the scalar arguments in order (a struct as the list of its field values)."""
 
 
 class Pass(ABC):
@@ -98,10 +105,33 @@ class ReadFuture:
         return self._value
 
 
+@functools.cache
+def binding_step(align: int, dtype: type) -> int:
+    """Elements of `dtype` per binding word of `align` bytes: the lengths a kernel can see exactly are its
+    multiples (cached: vortx asks for every tensor)."""
+    return align // math.gcd(align, np.dtype(dtype.numpy).itemsize)
+
+
 class Backend(ABC):
     name: str = ""
     device_name: str = ""
     features: frozenset[str] = frozenset()
+    # The granularity in bytes of the lengths that a kernel can see: WebGPU binds whole 4-byte words.
+    binding_align: int = 1
+
+    def __init__(self) -> None:
+        self._kernels: dict[type, Any] = {}         # binding class -> its instance loaded on this backend
+
+    # --- kernels --------------------------------------------------------------------------------------------
+
+    def kernel(self, cls: type[KernelT]) -> KernelT:
+        """The binding class `cls` loaded on this backend: its artifacts are read, verified and loaded (a
+        pipeline, a CUDA module, the parsed IR) on the first call, and every later call, like `cls(backend)`,
+        returns the same instance."""
+        loaded = self._kernels.get(cls)
+        if loaded is None:
+            loaded = self._kernels[cls] = cls._load(self)
+        return loaded
 
     # --- buffers --------------------------------------------------------------------------------------------
 
@@ -191,8 +221,25 @@ class Backend(ABC):
         self.require_usage(source, BufferUsage.COPY_SRC, "copy_buffer_to_buffer")
         self.require_usage(target, BufferUsage.COPY_DST, "copy_buffer_to_buffer")
 
+    def bindable_length(self, dtype: type, length: int) -> int:
+        """The smallest length from `length` on that a kernel can see exactly (a whole number of binding words)."""
+        step = binding_step(self.binding_align, dtype)
+        return -(-length // step) * step
+
+    def check_binding_length(self, dtype: type, length: int, what: str) -> None:
+        """Refuse (BackendError) a length that kernels could not see exactly: `len()` would count the padding."""
+        step = binding_step(self.binding_align, dtype)
+        if length % step:
+            padded = self.bindable_length(dtype, length)
+            needs = "an even length" if step == 2 else f"a length that is a multiple of {step}"
+            raise BackendError(f"{what} of {dtype.ir} on {self.name} needs {needs}, not {length}: {self.name} binds "
+                               f"whole {self.binding_align}-byte words, so a kernel would see len() = {padded}; "
+                               f"pad it to {padded} elements")
+
     def _check_layout(self, dtype: type, length: int, usage: BufferUsage) -> None:
-        """Refuse a buffer this backend cannot give kernels exactly (a hook; the default accepts all)."""
+        """Refuse a storage buffer that kernels could not see with its exact length."""
+        if usage & BufferUsage.STORAGE:
+            self.check_binding_length(dtype, length, "a storage buffer")
 
     # --- what each backend implements -----------------------------------------------------------------------
 
@@ -225,7 +272,8 @@ class Backend(ABC):
 
     @abstractmethod
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> KernelFunction:
-        """Load one kernel from its manifest entry; `artifact(kind)` returns the verified bytes of an artifact."""
+        """Load one kernel from its manifest entry; `artifact(kind)` returns the verified bytes of an artifact.
+        Called once per binding class and backend (`kernel()` caches what it gives)."""
 
     def describe(self) -> dict[str, Any]:
         """What `khal-gpu info` prints."""

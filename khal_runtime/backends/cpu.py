@@ -61,7 +61,7 @@ class CpuKernel(KernelFunction):
         self.structs = [kernel.structs.get(s.type) for s in kernel.scalars]
 
     def dispatch(self, pass_: CpuPass, grid: Any, buffers: list, scalars: tuple) -> None:
-        arrays = [handle.view(dtype) for handle, dtype in zip(buffers, self.dtypes)]
+        arrays = [buf.handle.view(dtype)[:buf.length] for buf, dtype in zip(buffers, self.dtypes)]
         values = [dict(zip((f for f, _ in fields), v)) if fields else v for fields, v in zip(self.structs, scalars)]
         backend = self.backend
 
@@ -80,6 +80,7 @@ class CpuBackend(Backend):
 
     def __init__(self, subgroup_size: int = 32, check: bool = False):
         """`check=True` makes the interpreter report data races (slower)."""
+        super().__init__()
         self.subgroup_size, self.check = subgroup_size, check
         self.device_name = f"khal IR interpreter (numpy {np.__version__}, subgroup size {subgroup_size})"
 
@@ -94,7 +95,7 @@ class CpuBackend(Backend):
         buffer.handle[offset * size:offset * size + data.nbytes] = data.view(np.uint8)
 
     def _read(self, buffer: ReadOnlyBuffer) -> ReadFuture:
-        data = buffer.handle.view(buffer.numpy_dtype).copy()
+        data = buffer.handle.view(buffer.numpy_dtype)[:buffer.length].copy()
         return ReadFuture(lambda: data)
 
     def begin_encoding(self) -> CpuEncoder:

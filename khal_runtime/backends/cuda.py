@@ -18,18 +18,17 @@ import numpy as np
 
 from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 from ..kernels import Indirect
-from ..lang import SCALAR_TYPES
 from .base import ALL_FEATURES, Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
 
 
 class CudaMemory:
-    """A device allocation: its pointer, size, and whatever keeps it alive (a PyCUDA allocation, or the object
-    whose memory was adopted)."""
+    """A device allocation: its pointer, and whatever keeps it alive (a PyCUDA allocation, or the object whose
+    memory was adopted). Its buffers know their lengths, which kernels get as their length arguments."""
 
-    __slots__ = ("owner", "pointer", "nbytes")
+    __slots__ = ("owner", "pointer")
 
-    def __init__(self, owner: Any, pointer: int, nbytes: int):
-        self.owner, self.pointer, self.nbytes = owner, pointer, nbytes
+    def __init__(self, owner: Any, pointer: int):
+        self.owner, self.pointer = owner, pointer
 
 
 class CudaPass(Pass):
@@ -75,9 +74,6 @@ class CudaKernel(KernelFunction):
             raise BackendError(f"kernel {self.name}: the driver rejected its PTX ({e}); the driver may be older "
                                "than the PTX version (see the PTX .version line)") from None
         self.block = tuple(info["workgroup_size"])
-        # the ABI passes each buffer's element count: its byte size shifted right by log2 of the element size
-        self.count_shifts = [np.dtype(SCALAR_TYPES[b["elem"]].numpy).itemsize.bit_length() - 1
-                             for b in info["buffers"]]
         self.struct_params = [s["type"] in info["structs"] for s in info["scalars"]]
         self.has_struct = any(self.struct_params)
         self.pack = struct.Struct(info["cuda_params"]["format"]).pack
@@ -85,9 +81,9 @@ class CudaKernel(KernelFunction):
 
     def dispatch(self, pass_: Pass, grid: Any, buffers: list, scalars: tuple) -> None:
         args: list = []
-        for memory, shift in zip(buffers, self.count_shifts):
-            args.append(memory.pointer)
-            args.append(memory.nbytes >> shift)
+        for buf in buffers:                     # the ABI passes each buffer's pointer and element count
+            args.append(buf.handle.pointer)
+            args.append(buf.length)
         if self.has_struct:
             for value, is_struct in zip(scalars, self.struct_params):
                 if is_struct:
@@ -108,6 +104,7 @@ class CudaBackend(Backend):
     features = ALL_FEATURES
 
     def __init__(self, device: int = 0):
+        super().__init__()
         try:
             import pycuda.driver as cuda
         except ImportError as e:
@@ -154,7 +151,7 @@ class CudaBackend(Backend):
             self.cuda.memcpy_htod_async(allocation, data, self.stream)
         elif nbytes:
             self.cuda.memset_d8_async(allocation, 0, nbytes, self.stream)
-        return CudaMemory(allocation, int(allocation), nbytes)
+        return CudaMemory(allocation, int(allocation))
 
     def _write(self, buffer: Buffer, data: np.ndarray, offset: int) -> None:
         self.cuda.memcpy_htod_async(buffer.handle.pointer + offset * buffer.numpy_dtype.itemsize, data, self.stream)
@@ -197,7 +194,7 @@ class CudaBackend(Backend):
         length = int(np.prod(shape, dtype=np.int64))
         pointer = cai["data"][0]
         return Buffer(self, element_type(dtype), length, BufferUsage(usage),
-                      CudaMemory(array, pointer, length * dtype.itemsize))
+                      CudaMemory(array, pointer))
 
     # --- work -----------------------------------------------------------------------------------------------
 
