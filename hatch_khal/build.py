@@ -94,7 +94,7 @@ def stamp(root: Path, options: Options) -> str:
     # the compiler: this package and the IR it builds (which lives with the runtime that executes it)
     compiler = Path(__file__).parent
     sources = [(p, p.relative_to(compiler).as_posix()) for p in sorted(compiler.rglob("*.py"))]
-    sources.append((Path(ir.__file__), "khal_runtime/ir.py"))
+    sources += [(p, f"khal_runtime/ir/{p.name}") for p in sorted(Path(ir.__file__).parent.glob("*.py"))]
     for package in options.packages:
         directory = root / package.replace(".", "/")
         sources += [(p, p.relative_to(root).as_posix()) for p in sorted(directory.rglob("*.py"))
