@@ -53,6 +53,15 @@ def lookup(table: dict, key: str, t: str) -> Any:
     return next((table[k] for k in keys if k in table), None)
 
 
+def over(types: tuple[str, ...], **templates: Any) -> dict[tuple[str, str], Any]:
+    """The table entries `(name, t)` of every template for each of `types` (types or type classes)."""
+    return {(name, t): template for name, template in templates.items() for t in types}
+
+
+NUMBERS = ("int", "float")      # type classes: every numeric type
+INTS32 = ("i32", "u32")
+
+
 def shortest_float(value: Any, t: str) -> str | None:
     """The shortest decimal text that a compiler parsing it as a double and rounding that to the nearest `t` (f32
     or f64) turns back into exactly `value` as a `t`; None for inf and NaN."""
@@ -339,7 +348,7 @@ class Printer:
     def e_Atomic(self, e: ir.Atomic) -> tuple[str, int]:
         template = lookup(self.t.atomics, e.op, e.type)
         args = list(e.args)
-        if template is None and e.op == "sub":      # GLSL has no atomicSub: add the (wrapping) negation
+        if template is None and e.op == "sub" and e.type in ir.INTS:   # GLSL has no atomicSub: add the negation
             template, args = lookup(self.t.atomics, "add", e.type), [ir.Unary(e.type, "neg", e.args[0])]
         if template is None:
             raise ValueError(f"atomic {e.op} on {e.type} {e.space} memory has no rendering")
