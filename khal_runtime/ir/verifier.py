@@ -54,7 +54,7 @@ def verify(kernel: n.Kernel, targets: Sequence[str] = TARGETS) -> None:
 
 
 def _on(targets: list[str]) -> str:
-    return " and ".join(targets)
+    return " and ".join([", ".join(targets[:-1]), targets[-1]] if len(targets) > 1 else targets)
 
 
 class _Verifier:
