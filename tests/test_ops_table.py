@@ -12,7 +12,7 @@ import pytest
 import khal_runtime.lang as lang
 from hatch_khal.frontend import KernelCompileError, compile_package, vocabulary
 from hatch_khal.render import cuda, glsl
-from hatch_khal.render.common import Printer
+from hatch_khal.render.printer import Printer
 from khal_runtime import ir
 from khal_runtime.interpreter import execute
 
@@ -193,7 +193,7 @@ LETTERS = {"F": ir.FLOATS, "I": ir.INTS, "N": ir.NUMERIC}
 
 def ir_md_table(heading: str) -> list[list[str]]:
     """The rows of the first table after `heading` in docs/IR.md, as lists of cells."""
-    text = (ROOT / "docs" / "IR.md").read_text().split(f"\n{heading}\n", 1)[1]
+    text = (ROOT / "docs" / "IR.md").read_text(encoding="utf-8").split(f"\n{heading}\n", 1)[1]
     lines = []
     for line in text[text.index("\n|") + 1:].splitlines():
         if not line.startswith("|"):
@@ -234,7 +234,7 @@ def test_ir_md_lists_the_atomics_of_the_table_with_their_types():
 def test_ir_md_lists_the_builtins_and_operators_of_the_table():
     rows = ir_md_table("### Builtins")
     assert {name: len(re.findall(r"\d", row[1])) for row in rows for name in words(row[0])} == ir.BUILTINS
-    text = (ROOT / "docs" / "IR.md").read_text()
+    text = (ROOT / "docs" / "IR.md").read_text(encoding="utf-8")
     binary = text.split("### Arithmetic and logic (`Binary`)")[1].split("###")[0]
     assert set(ir.BINARY) <= set(words(binary))
     unary = next(line for line in text.splitlines() if line.startswith("| `Unary("))

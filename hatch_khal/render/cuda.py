@@ -12,7 +12,8 @@ from typing import Any
 
 from khal_runtime import ir
 
-from .common import ADD, BAND, EQ, INTS32, NUMBERS, PRIMARY, SHIFT, UNARY, Printer, Target, header, over
+from .common import ADD, BAND, EQ, INTS32, NUMBERS, PRIMARY, SHIFT, UNARY, Target, header, over
+from .printer import Printer
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "unsigned int", "i64": "long long", "u64": "unsigned long long",
          "f16": "float", "f32": "float", "f64": "double"}

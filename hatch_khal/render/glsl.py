@@ -14,7 +14,8 @@ from typing import Any
 from khal_runtime import ir
 
 from .. import abi
-from .common import ADD, INTS32, NUMBERS, PRIMARY, Printer, Target, header, over
+from .common import ADD, INTS32, NUMBERS, PRIMARY, Target, header, over
+from .printer import Printer
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "uint", "i64": "int64_t", "u64": "uint64_t", "f16": "float16_t",
          "f32": "float", "f64": "double"}
