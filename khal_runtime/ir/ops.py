@@ -94,12 +94,13 @@ def _same(arity: int, types: dict[str, tuple[str, ...]], result: str = "T") -> S
     return Signature(("T",) * arity, result, types)
 
 
-# f64 on WebGPU: GLSL 4.50 defines double forms of sqrt, inversesqrt, floor, ceil, trunc, roundEven, fma, abs,
-# min, max, isnan and isinf, and none of its transcendentals (exp, log, sin, pow, ...). Compiled each intrinsic on
-# f64 through the real pipeline (render -> glslang -> SPIR-V -> naga in wgpu 0.32 on lavapipe, and NVRTC 12.4
-# for compute_75): the transcendentals fail in glslang ("no matching overloaded function"); the others, rsqrt
-# included, compile, load in naga and compute the right values on lavapipe, and all compile with NVRTC (CUDA has
-# every double math function).
+# f64 on WebGPU: GLSL 4.50 has double forms of sqrt, inversesqrt, floor, ceil, trunc, roundEven, fma, abs, min,
+# max, isnan and isinf, and of none of its transcendentals (exp, log, sin, pow, ...). Each float intrinsic and each
+# subgroup operation was compiled on f64 through the real pipeline (render -> glslang -> SPIR-V -> naga in wgpu
+# 0.32 on lavapipe; NVRTC 12.4 for compute_75): the transcendentals fail in glslang ("no matching overloaded
+# function"); the others, rsqrt and the subgroup operations included, compile, load in naga and compute the right
+# values on lavapipe, and everything compiles with NVRTC (CUDA has every double math function and warp shuffle).
+# tests/test_ops_table.py runs them on every backend present.
 _F16_F32 = ("f16", "f32")
 _TRANSCENDENTAL = _on(FLOATS, webgpu=_F16_F32)
 _SHUFFLE = Signature(("T", "u32"), "T", _on(NUMERIC))
