@@ -47,6 +47,9 @@ def renders(target: str, node: ir.Expr, t: str) -> bool:
 def test_lang_defines_a_stand_in_for_exactly_the_tables_names():
     public = {n: getattr(lang, n) for n in lang.__all__}
     functions = {n for n, v in public.items() if callable(v) and not isinstance(v, type)}
+    defined = {n for n, v in vars(lang).items() if not n.startswith("_") and callable(v) and not isinstance(v, type)
+               and getattr(v, "__module__", None) == lang.__name__}
+    assert defined == functions
     atomics = {f"atomic_{op}" for op in ir.ATOMIC_OPS}
     declarations = {n for n in vocabulary.DECLARATIONS if not isinstance(public[n], type)}
     # abs, min, max, pow and round are Python's own builtins in kernels: lang does not shadow them
