@@ -60,7 +60,7 @@ def execute(kernel: ir.Kernel, grid: tuple[int, int, int], buffers: Sequence[np.
     """Run `kernel` over `grid` workgroups. `buffers[i]` is a 1-D array of buffer i's element dtype
     (`ir.NUMPY`), written in place; `scalars[i]` a number, or a mapping of field name to number for a struct
     parameter. `check=True` adds the data-race checker and fills shared memory with NaN / 0xDEADBEEF. Raises
-    InvalidIR (once per kernel) when the kernel is not valid IR for the interpreter."""
+    InvalidIR when the kernel is not valid IR for the interpreter (verified on its first run)."""
     prog = program(kernel)
     if subgroup_size < 1 or subgroup_size & (subgroup_size - 1):
         raise ValueError(f"subgroup_size must be a power of two, got {subgroup_size}")
