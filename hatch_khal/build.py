@@ -21,7 +21,7 @@ from . import bindings, manifest
 from .cache import Cache, default_directory, key
 from .frontend import compile_package
 
-TARGETS = ("webgpu", "cuda", "cpu")
+TARGETS = ir.TARGETS
 # Per target: the artifact kinds it needs.
 KINDS = {"webgpu": ("glsl", "spirv"), "cuda": ("cuda", "ptx"), "cpu": ("ir",)}
 HATCH_KEYS = {"path", "dependencies", "require-runtime-dependencies", "require-runtime-features",
@@ -103,7 +103,7 @@ def stamp(root: Path, options: Options) -> str:
     # the compiler: this package and the IR it builds (which lives with the runtime that executes it)
     compiler = Path(__file__).parent
     sources = [(p, p.relative_to(compiler).as_posix()) for p in sorted(compiler.rglob("*.py"))]
-    sources.append((Path(ir.__file__), "khal_runtime/ir.py"))
+    sources += [(p, f"khal_runtime/ir/{p.name}") for p in sorted(Path(ir.__file__).parent.glob("*.py"))]
     for package in options.packages:
         directory = package.replace(".", "/")
         sources += [(root / directory / rel, f"{directory}/{rel}")
@@ -174,6 +174,12 @@ def build_package(root: Path, package: str, options: Options, cache: Cache, prog
         raise BuildError(f"the shader package {package!r} is not a folder of {root}")
     modules = compile_package(root, package)
     jobs = [Job(module, k) for module, kernels in modules.items() for k in kernels]
+    for job in jobs:
+        try:
+            ir.verify(job.kernel, options.targets)      # the renderers and the interpreter trust a verified kernel
+        except ir.InvalidIR as e:
+            raise BuildError(f"internal compiler error: the front end made invalid IR. This is a bug in khal, not "
+                             f"in your kernel; please report it with the text below.\n{e}") from None
     render(jobs, options)
     compile_all(jobs, options, cache, progress, versions, pipeline)
 

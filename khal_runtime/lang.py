@@ -2,8 +2,9 @@
 
 Kernels are ordinary Python functions written in a typed subset of Python. The build hook reads them with `ast`
 and never calls anything here: these definitions exist so that shader modules import cleanly, read well in an
-editor, and give the host side its scalar type tags (`f32`, `u32`, ...). The front end's table of the same names,
-with their signatures, is `hatch_khal.frontend.vocabulary`; a test keeps the two in step.
+editor, and give the host side its scalar type tags (`f32`, `u32`, ...). The builtins, intrinsics and atomics are
+those of the IR's table of operations (`khal_runtime.ir.ops`), which gives their signatures and types;
+tests/test_ops_table.py keeps this module in step with it.
 
     from khal_runtime.lang import kernel, Buf, MutBuf, f32, global_id
 

@@ -175,11 +175,12 @@ def test_cuda_f16_uses_inline_ptx_and_rounds_each_operation():
     assert "const unsigned short* __restrict__ x" in text and "__shared__ unsigned short stage[64];" in text
 
 
-def test_glsl_rejects_f32_atomics_on_shared_memory():
+def test_f32_atomics_on_shared_memory_are_refused_for_webgpu_only():
     k = kernel("shared_float_atomic", [do(kit.atomic("f32", "add", "shared", "s", [0], 1.0))], [],
                shared={"s": "f32[1]"})
-    with pytest.raises(ValueError, match="f32 atomics on shared memory"):
-        render_glsl(k)
+    with pytest.raises(ir.InvalidIR, match="atomic add on f32 in shared memory is not available on webgpu"):
+        ir.verify(k)
+    ir.verify(k, ("cuda", "cpu"))
     kit.cuda_ptx(k)
 
 

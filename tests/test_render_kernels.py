@@ -157,21 +157,9 @@ def wide_math() -> ir.Kernel:
     ], [("l", "i64", RW), ("d", "f64", RW), ("u", "u64", RW)])
 
 
-INTRINSIC_TYPES = {
-    **{name: ("f16", "f32") for name in "rsqrt exp exp2 log log2 sin cos tan tanh pow".split()},
-    **{name: ("f16", "f32", "f64") for name in "sqrt floor ceil trunc round fma isnan isinf".split()},
-    **{name: ("i32", "u32", "i64", "u64", "f16", "f32", "f64") for name in "abs min max clamp".split()},
-    **{name: ("i32", "u32") for name in "count_ones leading_zeros trailing_zeros extract_bits insert_bits".split()},
-    "half_to_f32": ("u32",), "f32_to_half": ("f32",),
-    **{f"subgroup_{op}": ("i32", "u32", "i64", "u64", "f16", "f32", "f64")
-       for op in "add mul min max inclusive_add exclusive_add broadcast_first shuffle shuffle_xor shuffle_down "
-                 "shuffle_up".split()},
-    **{f"subgroup_{op}": ("i32", "u32", "i64", "u64") for op in ("and", "or", "xor")},
-    "subgroup_any": ("bool",), "subgroup_all": ("bool",),
-}
-ARITY = {"pow": 2, "min": 2, "max": 2, "clamp": 3, "fma": 3, "extract_bits": 3, "insert_bits": 4}
-RESULT = {"isnan": "bool", "isinf": "bool", "count_ones": "u32", "leading_zeros": "u32", "trailing_zeros": "u32",
-          "half_to_f32": "f32", "f32_to_half": "u32"}
+# every intrinsic on every operand type that both GPU targets allow (the table of operations)
+INTRINSIC_TYPES = {name: sig.allowed(("webgpu", "cuda")) for name, sig in ir.INTRINSICS.items()}
+RESULT = {name: sig.result for name, sig in ir.INTRINSICS.items() if sig.result != "T"}
 
 
 def intrinsic_slots(t: str) -> list[tuple[str, str, int]]:
@@ -195,9 +183,9 @@ def every_intrinsic(t: str) -> ir.Kernel:
     arg = lambda j: x(j).ne(0) if t == "bool" else x(j)
     body = [assign("i", gid())]
     for name, out, index in intrinsic_slots(t):
-        args = [arg(j) for j in range(ARITY.get(name, 1))]
+        args = [arg(j) for j, a in enumerate(ir.INTRINSICS[name].args) if j == 0 or a == "T"]
         if name in ("extract_bits", "insert_bits"):
-            args[-2:] = [x(2).cast("u32") & 15, const("u32", 8)]
+            args += [x(2).cast("u32") & 15, const("u32", 8)]
         elif name.startswith("subgroup_shuffle"):
             args.append(const("u32", 1))
         value = intr(RESULT.get(name, t), name, *args)

@@ -28,11 +28,12 @@ from .values import (
 from .vocabulary import (
     ALLOWED_WORDS,
     ATOMICS,
-    F64_INTRINSICS,
     INTRINSICS,
     SCALAR_BUILTINS,
     VECTOR_BUILTINS,
+    atomic_hint,
     type_allowed,
+    unavailable_message,
 )
 
 
@@ -183,14 +184,13 @@ class CallLowering:
         return RValue(self.intrinsic_expr(node, name, exprs, result))
 
     def intrinsic_expr(self, node, name: str, args: list[ir.Expr], result: str) -> ir.Intrinsic:
-        if args and args[0].type == "f64" and name not in F64_INTRINSICS:
-            raise self.error(node, f"{name}() is not available for f64 (GLSL has no f64 transcendentals)",
-                             hint="convert to f32 for this operation")
+        refused = unavailable_message(name, args[0].type)
+        if refused:
+            raise self.error(node, refused[0], hint=refused[1])
         return ir.Intrinsic(result, name, args)
 
     def atomic(self, node: ast.Call, op: str) -> Value:
-        n = 4 if op == "compare_exchange" else 3
-        self.arity(node, f"atomic_{op}", n)
+        self.arity(node, f"atomic_{op}", 2 + ir.ATOMIC_OPS[op])
         ref = self.expr(node.args[0])
         if not isinstance(ref, MemRef) or ref.space == "private":
             raise self.error(node.args[0], f"atomic_{op} works on a buffer or shared array, "
@@ -201,11 +201,9 @@ class CallLowering:
         full = self.index(node, ref, node.args[1])
         if len(full.index) != full.dims:
             raise self.error(node.args[1], f"atomic_{op} needs one index per dimension of {ref.describe()}")
-        allowed = ("i32", "u32", "f32") if op == "add" and full.space == "storage" else ("i32", "u32")
-        if full.elem not in allowed:
-            where = " in shared memory" if full.elem == "f32" and op == "add" else ""
-            raise self.error(node, f"atomic_{op} is not available on {full.elem}{where}",
-                             hint="atomics work on i32 and u32, and atomic_add on f32 in buffers (WebGPU has no "
-                                  "f32 atomics on shared memory)")
+        if full.elem not in ir.atomic_types(op, full.space):
+            elsewhere = [s for s in ir.ops.ATOMIC_SPACES if full.elem in ir.atomic_types(op, s)]
+            where = f" in {full.space} memory" if elsewhere else ""
+            raise self.error(node, f"atomic_{op} is not available on {full.elem}{where}", hint=atomic_hint(op))
         values = [self.value(a, full.elem) for a in node.args[2:]]
         return RValue(ir.Atomic(full.elem, op, full.space, full.name, list(full.index), values))

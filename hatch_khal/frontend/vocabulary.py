@@ -1,5 +1,6 @@
 """The front end's table of the kernel-language vocabulary (`khal_runtime.lang` and the Python builtins that kernels
-may use), with the type rule of every callable."""
+may use), with the type rule of every callable. Builtins, intrinsics and atomics are derived from the IR's table of
+operations (`khal_runtime.ir.ops`); a kernel of the language runs on every target, so it may use what all allow."""
 
 from __future__ import annotations
 
@@ -10,18 +11,24 @@ from khal_runtime import ir
 LANG_MODULE = "khal_runtime.lang"
 
 SCALAR_TYPES = ir.NUMERIC
-VECTOR_BUILTINS = ("global_id", "local_id", "workgroup_id", "num_workgroups", "workgroup_size")
-SCALAR_BUILTINS = ("local_index", "subgroup_size", "subgroup_invocation_id", "subgroup_id", "num_subgroups")
+VECTOR_BUILTINS = tuple(name for name, dims in ir.BUILTINS.items() if dims == 3)
+SCALAR_BUILTINS = tuple(name for name, dims in ir.BUILTINS.items() if dims == 1)
 DECLARATIONS = ("kernel", "struct", "template", "Buf", "MutBuf", "Array", "shared", "array", "static_range", "require",
                 "bitcast", "barrier", "storage_barrier", "unpack_half2x16", "pack_half2x16")
+
+# the families of operand types that the front end names in its messages
+FAMILIES = {"float": ir.FLOATS, "int": ir.INTS, "int32": ("i32", "u32"), "numeric": ir.NUMERIC, "bool": ("bool",)}
+ALLOWED_WORDS = {"float": "a float type (f16, f32, f64)", "int": "an integer type", "int32": "i32 or u32",
+                 "numeric": "a numeric type", "bool": "bool"}
 
 
 @dataclass(frozen=True)
 class Signature:
-    """How an intrinsic types its arguments. `kind` names the rule:
+    """How the front end types a call of an intrinsic (derived from the IR's table, `ir.INTRINSICS`). `kind`:
     - `same`: all arguments unify to one type T, the result is T (or `result` when given);
-    - `fixed`: arguments and result have the listed types.
-    `allowed` restricts T: "float", "int", "int32", "numeric", "bool"."""
+    - `fixed`: arguments and result have the listed types ("T": the first argument's).
+    `allowed` names the family of T that some target allows ("float", "int", "int32", "numeric", "bool");
+    `ir.ops.unavailable` says where it is missing."""
     kind: str
     arity: int
     allowed: str = "numeric"
@@ -30,40 +37,20 @@ class Signature:
     variadic: bool = False
 
 
-_F = Signature("same", 1, "float")
-_SUBGROUP_T = Signature("same", 1, "numeric")
-_SHUFFLE = Signature("fixed", 2, "numeric", args=("T", "u32"))
+# `min(a, b, c)` is `min(min(a, b), c)`
+VARIADIC = ("min", "max")
 
-INTRINSICS: dict[str, Signature] = {
-    **{name: _F for name in "sqrt rsqrt exp exp2 log log2 sin cos tan tanh floor ceil trunc round".split()},
-    "pow": Signature("same", 2, "float"),
-    "fma": Signature("same", 3, "float"),
-    "abs": Signature("same", 1, "numeric"),
-    "min": Signature("same", 2, "numeric", variadic=True),
-    "max": Signature("same", 2, "numeric", variadic=True),
-    "clamp": Signature("same", 3, "numeric"),
-    "isnan": Signature("same", 1, "float", result="bool"),
-    "isinf": Signature("same", 1, "float", result="bool"),
-    "count_ones": Signature("same", 1, "int32", result="u32"),
-    "leading_zeros": Signature("same", 1, "int32", result="u32"),
-    "trailing_zeros": Signature("same", 1, "int32", result="u32"),
-    "extract_bits": Signature("fixed", 3, "int32", args=("T", "u32", "u32")),
-    "insert_bits": Signature("fixed", 4, "int32", args=("T", "T", "u32", "u32")),
-    "half_to_f32": Signature("fixed", 1, args=("u32",), result="f32"),
-    "f32_to_half": Signature("fixed", 1, args=("f32",), result="u32"),
-    **{f"subgroup_{op}": _SUBGROUP_T for op in ("add", "mul", "min", "max", "inclusive_add", "exclusive_add",
-                                               "broadcast_first")},
-    **{f"subgroup_{op}": Signature("same", 1, "int") for op in ("and", "or", "xor")},
-    **{f"subgroup_{op}": _SHUFFLE for op in ("shuffle", "shuffle_xor", "shuffle_down", "shuffle_up")},
-    "subgroup_any": Signature("same", 1, "bool"),
-    "subgroup_all": Signature("same", 1, "bool"),
-}
 
-# f64 has no transcendental functions in GLSL, so the language offers only these on f64
-F64_INTRINSICS = {"sqrt", "floor", "ceil", "trunc", "round", "abs", "min", "max", "clamp", "fma", "isnan", "isinf"}
+def _signature(name: str, sig: ir.Signature) -> Signature:
+    family = next(word for word, types in FAMILIES.items() if types == sig.family()) if sig.args[0] == "T" \
+        else "numeric"
+    same = all(a == "T" for a in sig.args)
+    return Signature("same" if same else "fixed", len(sig.args), family, None if sig.result == "T" else sig.result,
+                     () if same else sig.args, name in VARIADIC)
 
-ATOMICS = {f"atomic_{op}": op for op in
-           ("add", "sub", "min", "max", "and", "or", "xor", "exchange", "compare_exchange")}
+
+INTRINSICS: dict[str, Signature] = {name: _signature(name, sig) for name, sig in ir.INTRINSICS.items()}
+ATOMICS = {f"atomic_{op}": op for op in ir.ATOMIC_OPS}
 
 # Python builtins that mean something inside a kernel; `round` and `pow` are the intrinsics of the same name.
 PYTHON_BUILTINS = ("abs", "min", "max", "pow", "round", "len", "range", "bool")
@@ -85,14 +72,27 @@ LANG_NAMES = frozenset(SCALAR_TYPES + VECTOR_BUILTINS + SCALAR_BUILTINS + DECLAR
 
 
 def type_allowed(t: str, allowed: str) -> bool:
-    return {
-        "float": t in ir.FLOATS,
-        "int": t in ir.INTS,
-        "int32": t in ("i32", "u32"),
-        "numeric": t in SCALAR_TYPES,
-        "bool": t == "bool",
-    }[allowed]
+    return t in FAMILIES[allowed]
 
 
-ALLOWED_WORDS = {"float": "a float type (f16, f32, f64)", "int": "an integer type", "int32": "i32 or u32",
-                 "numeric": "a numeric type", "bool": "bool"}
+def unavailable_message(name: str, t: str) -> tuple[str, str | None] | None:
+    """(message, hint) when intrinsic `name` exists for the operand type `t` on some targets but not on all, which
+    a kernel of the language is built for; None when every target has it."""
+    missing = ir.ops.unavailable(name, t)
+    if not missing:
+        return None
+    where = " and ".join(ir.ops.TARGET_NAMES[target] for target in missing)
+    others = [o for o in ir.INTRINSICS[name].allowed() if o in ir.FLOATS or o in ir.INTS]
+    return (f"{name}() is not available for {t} ({where} {'has' if len(missing) == 1 else 'have'} no {t} {name})",
+            f"convert to {others[-1]} for this operation" if others else None)
+
+
+def atomic_hint(op: str) -> str:
+    """What atomic `op` works on in the language, and which target makes it narrower than the others."""
+    words = {"storage": "buffers", "shared": "shared memory"}
+    allowed = [f"{', '.join(ir.atomic_types(op, space))} in {words[space]}" for space in ir.ops.ATOMIC_SPACES]
+    missing = [f"{ir.ops.TARGET_NAMES[target]} has no {t} atomic_{op} on {words[space]}"
+               for space in ir.ops.ATOMIC_SPACES for target in ir.TARGETS
+               for t in ir.atomic_types(op, space, [x for x in ir.TARGETS if x != target])
+               if t not in ir.atomic_types(op, space, [target])]
+    return f"atomic_{op} works on {'; '.join(allowed)}" + (f" ({'; '.join(missing)})" if missing else "")

@@ -4,7 +4,8 @@
     glsl_text = render_glsl(kernel)      # kernel: khal_runtime.ir.Kernel
     cuda_text = render_cuda(kernel)
 
-Both print through one `common.Printer`; `glsl.py` and `cuda.py` hold each target's tables and file layout. The
+Both print through one `printer.Printer` (statements; its expressions are `expressions.ExpressionPrinter`), with
+the shared tables and `Target` of `common.py`; `glsl.py` and `cuda.py` hold each target's tables and file layout. The
 parameter layouts they follow are `hatch_khal.abi`'s.
 """
 

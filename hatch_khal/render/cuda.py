@@ -12,7 +12,8 @@ from typing import Any
 
 from khal_runtime import ir
 
-from .common import ADD, BAND, EQ, PRIMARY, SHIFT, UNARY, Printer, Target, header
+from .common import ADD, BAND, EQ, INTS32, NUMBERS, PRIMARY, SHIFT, UNARY, Target, header, over
+from .printer import Printer
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "unsigned int", "i64": "long long", "u64": "unsigned long long",
          "f16": "float", "f32": "float", "f64": "double"}
@@ -78,22 +79,23 @@ INTRINSICS = {
     ("min", "int"): "min({0}, {1})", ("max", "int"): "max({0}, {1})",
     ("clamp", "float"): "fminf(fmaxf({0}, {1}), {2})", ("clamp", "f64"): "fmin(fmax({0}, {1}), {2})",
     ("clamp", "int"): "min(max({0}, {1}), {2})",
-    "isnan": "isnan({0})", "isinf": "isinf({0})",
-    "count_ones": ("(unsigned int)__popc({0})", UNARY),
-    "leading_zeros": ("(unsigned int)__clz({0})", UNARY),
-    "trailing_zeros": ("(unsigned int)__clz(__brev({0}))", UNARY),      # __ffs counts from 1 and gives 0 for 0
-    "extract_bits": "khal_extract_bits({0}, {1}, {2})",
-    "insert_bits": "khal_insert_bits({0}, {1}, {2}, {3})",
-    "half_to_f32": "khal_f16_to_f32((unsigned short)({0}))",
-    "f32_to_half": ("(unsigned int)khal_f32_to_f16({0})", UNARY),
-    **{f"subgroup_{op}": f"khal_subgroup_{op}({{0}})" for op in (
-        "add", "mul", "min", "max", "and", "or", "xor", "inclusive_add", "exclusive_add", "broadcast_first")},
-    "subgroup_shuffle": f"__shfl_sync({FULL}, {{0}}, {{1}})",
-    "subgroup_shuffle_xor": f"__shfl_xor_sync({FULL}, {{0}}, {{1}})",
-    "subgroup_shuffle_down": f"__shfl_down_sync({FULL}, {{0}}, {{1}})",
-    "subgroup_shuffle_up": f"__shfl_up_sync({FULL}, {{0}}, {{1}})",
-    "subgroup_any": (f"__any_sync({FULL}, {{0}}) != 0", EQ),
-    "subgroup_all": (f"__all_sync({FULL}, {{0}}) != 0", EQ),
+    ("isnan", "float"): "isnan({0})", ("isinf", "float"): "isinf({0})",
+    **over(INTS32, count_ones=("(unsigned int)__popc({0})", UNARY),
+            leading_zeros=("(unsigned int)__clz({0})", UNARY),
+            trailing_zeros=("(unsigned int)__clz(__brev({0}))", UNARY),    # __ffs counts from 1 and gives 0 for 0
+            extract_bits="khal_extract_bits({0}, {1}, {2})",
+            insert_bits="khal_insert_bits({0}, {1}, {2}, {3})"),
+    ("half_to_f32", "u32"): "khal_f16_to_f32((unsigned short)({0}))",
+    ("f32_to_half", "f32"): ("(unsigned int)khal_f32_to_f16({0})", UNARY),
+    **over(NUMBERS, **{f"subgroup_{op}": f"khal_subgroup_{op}({{0}})" for op in (
+        "add", "mul", "min", "max", "inclusive_add", "exclusive_add", "broadcast_first")},
+            subgroup_shuffle=f"__shfl_sync({FULL}, {{0}}, {{1}})",
+            subgroup_shuffle_xor=f"__shfl_xor_sync({FULL}, {{0}}, {{1}})",
+            subgroup_shuffle_down=f"__shfl_down_sync({FULL}, {{0}}, {{1}})",
+            subgroup_shuffle_up=f"__shfl_up_sync({FULL}, {{0}}, {{1}})"),
+    **over(("int",), **{f"subgroup_{op}": f"khal_subgroup_{op}({{0}})" for op in ("and", "or", "xor")}),
+    ("subgroup_any", "bool"): (f"__any_sync({FULL}, {{0}}) != 0", EQ),
+    ("subgroup_all", "bool"): (f"__all_sync({FULL}, {{0}}) != 0", EQ),
 }
 BINARY = {
     **{(op, "sint"): f"khal_{name}({{0}}, {{1}})" for op, name in (("add", "add"), ("sub", "sub"), ("mul", "mul"),
@@ -101,10 +103,11 @@ BINARY = {
     ("floordiv", "float"): "khal_floordiv({0}, {1})",
     ("mod", "sint"): "khal_floor_mod({0}, {1})", ("mod", "float"): "khal_floor_mod({0}, {1})",
 }
-ATOMICS = {"add": "atomicAdd(&{0}, {1})", "sub": "atomicSub(&{0}, {1})", "min": "atomicMin(&{0}, {1})",
-           "max": "atomicMax(&{0}, {1})", "and": "atomicAnd(&{0}, {1})", "or": "atomicOr(&{0}, {1})",
-           "xor": "atomicXor(&{0}, {1})", "exchange": "atomicExch(&{0}, {1})",
-           "compare_exchange": "atomicCAS(&{0}, {1}, {2})"}
+ATOMICS = {**over(INTS32, add="atomicAdd(&{0}, {1})", sub="atomicSub(&{0}, {1})", min="atomicMin(&{0}, {1})",
+                   max="atomicMax(&{0}, {1})", exchange="atomicExch(&{0}, {1})",
+                   compare_exchange="atomicCAS(&{0}, {1}, {2})",
+                   **{"and": "atomicAnd(&{0}, {1})", "or": "atomicOr(&{0}, {1})", "xor": "atomicXor(&{0}, {1})"}),
+           ("add", "f32"): "atomicAdd(&{0}, {1})"}
 BITCASTS: dict[tuple[str, str], Any] = {
     ("f32", "i32"): "__float_as_int({0})", ("f32", "u32"): "__float_as_uint({0})",
     ("i32", "f32"): "__int_as_float({0})", ("u32", "f32"): "__uint_as_float({0})",

@@ -3,8 +3,8 @@
 Choices made for naga, which reads the SPIR-V on WebGPU: unsigned negation is printed `0u - x`; `findMSB` and
 `findLSB` results are converted to `uint` at once (naga types them like their operand); float `a != b` is printed
 `!(a == b)` (naga writes `!=` as an ordered comparison, false with NaN); a struct parameter used whole is rebuilt
-from its fields (naga rejects OpCopyLogical); f32 atomics only on buffers (naga rejects them on shared memory); no
-8/16-bit integer types, `subgroupElect` or `subgroupBallotBitCount`.
+from its fields (naga rejects OpCopyLogical); f32 atomics only on buffers (naga rejects them on shared memory, and
+`ir.verify` refuses them for webgpu); no 8/16-bit integer types, `subgroupElect` or `subgroupBallotBitCount`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 from khal_runtime import ir
 
 from .. import abi
-from .common import ADD, PRIMARY, Printer, Target, header
+from .common import ADD, INTS32, NUMBERS, PRIMARY, Target, header, over
+from .printer import Printer
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "uint", "i64": "int64_t", "u64": "uint64_t", "f16": "float16_t",
          "f32": "float", "f64": "double"}
@@ -67,22 +68,29 @@ SUBGROUP = {"add": "subgroupAdd", "mul": "subgroupMul", "min": "subgroupMin", "m
             "any": "subgroupAny", "all": "subgroupAll", "shuffle": "subgroupShuffle",
             "shuffle_xor": "subgroupShuffleXor", "shuffle_down": "subgroupShuffleDown",
             "shuffle_up": "subgroupShuffleUp"}
+# operand types of the subgroup operations (the extended-types extensions give f16, i64, u64 and f64)
+_SUBGROUP_TYPES = {"and": ("int",), "or": ("int",), "xor": ("int",), "any": ("bool",), "all": ("bool",)}
+F16_F32 = ("f16", "f32")        # GLSL has no double transcendentals (exp, log, sin, pow, ...)
+
+
 INTRINSICS: dict[Any, Any] = {
-    **{name: f"{name}({{0}})" for name in "sqrt exp exp2 log log2 sin cos tan tanh floor ceil trunc abs".split()},
-    "rsqrt": "inversesqrt({0})", "round": "roundEven({0})", "pow": "pow({0}, {1})", "fma": "fma({0}, {1}, {2})",
-    "min": "min({0}, {1})", "max": "max({0}, {1})",
-    "clamp": "min(max({0}, {1}), {2})",         # GLSL's clamp is undefined for lo > hi; the IR defines it
-    "isnan": "isnan({0})", "isinf": "isinf({0})",
-    "count_ones": "uint(bitCount({0}))",
+    **over(("float",), sqrt="sqrt({0})", floor="floor({0})", ceil="ceil({0})", trunc="trunc({0})",
+            rsqrt="inversesqrt({0})", round="roundEven({0})", fma="fma({0}, {1}, {2})", isnan="isnan({0})",
+            isinf="isinf({0})"),
+    **over(F16_F32, **{name: f"{name}({{0}})" for name in "exp exp2 log log2 sin cos tan tanh".split()},
+            pow="pow({0}, {1})"),
+    **over(NUMBERS, abs="abs({0})", min="min({0}, {1})", max="max({0}, {1})",
+            clamp="min(max({0}, {1}), {2})"),        # GLSL's clamp is undefined for lo > hi; the IR defines it
+    **over(INTS32, count_ones="uint(bitCount({0}))",
+            trailing_zeros="min(uint(findLSB({0})), 32u)",                 # findLSB(0) == -1 gives 32
+            extract_bits="bitfieldExtract({0}, int({1}), int({2}))",
+            insert_bits="bitfieldInsert({0}, {1}, int({2}), int({3}))"),
     ("leading_zeros", "u32"): ("31u - uint(findMSB({0}))", ADD),      # findMSB(0) == -1 gives 32
     ("leading_zeros", "i32"): ("31u - uint(findMSB(uint({0})))", ADD),  # findMSB(int) counts from the sign
-    "trailing_zeros": "min(uint(findLSB({0})), 32u)",                   # findLSB(0) == -1 gives 32
-    "extract_bits": "bitfieldExtract({0}, int({1}), int({2}))",
-    "insert_bits": "bitfieldInsert({0}, {1}, int({2}), int({3}))",
-    "half_to_f32": "unpackHalf2x16({0}).x",
-    "f32_to_half": "packHalf2x16(vec2({0}, 0.0))",
-    **{f"subgroup_{op}": f"{fn}({{0}}, {{1}})" if op.startswith("shuffle") else f"{fn}({{0}})"
-       for op, fn in SUBGROUP.items()},
+    ("half_to_f32", "u32"): "unpackHalf2x16({0}).x",
+    ("f32_to_half", "f32"): "packHalf2x16(vec2({0}, 0.0))",
+    **{(f"subgroup_{op}", t): f"{fn}({{0}}, {{1}})" if op.startswith("shuffle") else f"{fn}({{0}})"
+       for op, fn in SUBGROUP.items() for t in _SUBGROUP_TYPES.get(op, NUMBERS)},
 }
 BINARY = {
     ("floordiv", "sint"): "khal_floordiv({0}, {1})", ("mod", "sint"): "khal_floor_mod({0}, {1})",
@@ -96,9 +104,11 @@ BINARY = {
     ("bit_xor", "bool"): "!=",
 }
 REWRITES: dict[Any, Any] = {("ne", "float"): lambda e: ir.Unary("bool", "not", ir.Binary("bool", "eq", e.a, e.b))}
-ATOMICS = {"add": "atomicAdd({0}, {1})", "min": "atomicMin({0}, {1})", "max": "atomicMax({0}, {1})",
-           "and": "atomicAnd({0}, {1})", "or": "atomicOr({0}, {1})", "xor": "atomicXor({0}, {1})",
-           "exchange": "atomicExchange({0}, {1})", "compare_exchange": "atomicCompSwap({0}, {1}, {2})"}
+# GLSL has no atomicSub: the printer adds the negation. f32: only add (naga: on storage buffers only)
+ATOMICS = {**over(INTS32, add="atomicAdd({0}, {1})", min="atomicMin({0}, {1})", max="atomicMax({0}, {1})",
+                   exchange="atomicExchange({0}, {1})", compare_exchange="atomicCompSwap({0}, {1}, {2})",
+                   **{"and": "atomicAnd({0}, {1})", "or": "atomicOr({0}, {1})", "xor": "atomicXor({0}, {1})"}),
+           ("add", "f32"): "atomicAdd({0}, {1})"}
 BITCASTS = {("f32", "i32"): "floatBitsToInt({0})", ("f32", "u32"): "floatBitsToUint({0})",
             ("i32", "f32"): "intBitsToFloat({0})", ("u32", "f32"): "uintBitsToFloat({0})",
             ("f64", "i64"): "doubleBitsToInt64({0})", ("f64", "u64"): "doubleBitsToUint64({0})",
@@ -163,9 +173,6 @@ def render_glsl(kernel: ir.Kernel) -> str:
     p = Printer(kernel, TARGET)
     subgroup_ops = []
     for n in ir.walk(kernel):
-        if isinstance(n, ir.Atomic) and n.space == "shared" and n.type == "f32":
-            raise ValueError(f"kernel {kernel.name}: f32 atomics on shared memory are not supported on WebGPU "
-                             "(naga accepts them on storage buffers only)")
         if isinstance(n, ir.Intrinsic) and n.name.startswith("subgroup_"):
             subgroup_ops.append(n)
     functions = []

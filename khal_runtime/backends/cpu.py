@@ -109,4 +109,6 @@ class CpuBackend(Backend):
         pass
 
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> CpuKernel:
-        return CpuKernel(ir.from_json(artifact("ir").decode()), self)
+        kernel = ir.from_json(artifact("ir").decode())
+        ir.verify(kernel, ("cpu",))     # the interpreter trusts a verified kernel
+        return CpuKernel(kernel, self)

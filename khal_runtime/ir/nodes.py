@@ -1,85 +1,18 @@
-"""The khal IR: typed, structured, serialisable as plain JSON.
+"""The IR's nodes: expressions, statements, functions and kernels (dataclasses), and `walk` over them.
 
 One kernel instance is one `Kernel`. Its body and its helper `Function`s are lists of statements; statements
 nest (`If`, `For`, `While`) instead of forming a graph of basic blocks, so the IR maps one-to-one onto GLSL and
-CUDA and onto masked lockstep interpretation. Every expression carries its type. `docs/IR.md` is the
-specification; `khal_runtime.interpreter` is its executable reference.
-
-Types are strings: a scalar (`"f32"`), an array (`"f32[16][17]"`, shared and private memory only) or the name of
-a struct declared in `Kernel.structs`.
+CUDA and onto masked lockstep interpretation. Every expression carries its type.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
-import re
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-IR_VERSION = 1
-
-# ---------------------------------------------------------------------------------------------------------------
-# Types
-
-SCALARS = ("bool", "i32", "u32", "i64", "u64", "f16", "f32", "f64")
-INTS = ("i32", "u32", "i64", "u64")
-SIGNED = ("i32", "i64")
-FLOATS = ("f16", "f32", "f64")
-NUMERIC = INTS + FLOATS
-SIZE = {"bool": 4, "i32": 4, "u32": 4, "i64": 8, "u64": 8, "f16": 2, "f32": 4, "f64": 8}
-BITS = {t: 8 * n for t, n in SIZE.items()}
-# numpy dtype names, for the interpreter and the host side (bool travels as a u32 in buffers and parameters)
-NUMPY = {"bool": "bool", "i32": "int32", "u32": "uint32", "i64": "int64", "u64": "uint64",
-         "f16": "float16", "f32": "float32", "f64": "float64"}
-# `struct`-module characters (standard sizes); bool travels as a u32 holding 0 or 1
-STRUCT_CODE = {"bool": "I", "i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f16": "e", "f32": "f", "f64": "d"}
-
-_ARRAY = re.compile(r"^([a-z0-9]+)((?:\[\d+\])+)$")
-
-
-def array_type(elem: str, shape: tuple[int, ...]) -> str:
-    return elem + "".join(f"[{n}]" for n in shape)
-
-
-def parse_array(t: str) -> tuple[str, tuple[int, ...]] | None:
-    """`"f32[16][17]"` -> `("f32", (16, 17))`; None when `t` is not an array type."""
-    m = _ARRAY.match(t)
-    if not m:
-        return None
-    return m.group(1), tuple(int(n) for n in re.findall(r"\d+", m.group(2)))
-
-
-def is_int(t: str) -> bool:
-    return t in INTS
-
-
-def round_float(v: float, t: str) -> float:
-    """`v` rounded to the float type `t` (to nearest even; overflow gives infinity)."""
-    if t == "f64" or not math.isfinite(v):
-        return v
-    fmt = "<" + STRUCT_CODE[t if t == "f32" else "f16"]
-    try:
-        return struct.unpack(fmt, struct.pack(fmt, v))[0]
-    except OverflowError:
-        return math.copysign(math.inf, v)
-
-
-_PACK = {t: "<" + code for t, code in STRUCT_CODE.items() if t != "bool"}
-
-
-def bitcast_value(value: Any, frm: str, to: str) -> Any:
-    """The value of type `to` with the bits of `value` of type `frm` (types of one size)."""
-    return struct.unpack(_PACK[to], struct.pack(_PACK[frm], value))[0]
-
-
-def int_range(t: str) -> tuple[int, int]:
-    bits = BITS[t]
-    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if t in SIGNED else (0, (1 << bits) - 1)
-
+from .types import SCALARS, parse_array
 
 # ---------------------------------------------------------------------------------------------------------------
 # Expressions. `type` is the type of the value the expression produces.
@@ -382,7 +315,7 @@ class Kernel:
 # ---------------------------------------------------------------------------------------------------------------
 # Traversal
 
-_NODES = {cls.__name__: cls for cls in (
+NODES = {cls.__name__: cls for cls in (
     Const, Var, Param, Field, Builtin, Unary, Binary, Select, Cast, Bitcast, Call, Intrinsic, Load, Len, Atomic,
     Assign, Store, If, For, While, Break, Continue, Return, ExprStmt, Barrier)}
 
@@ -403,77 +336,11 @@ def walk(root: Any):
             stack.extend([node.body, [f.body for f in node.functions]])
         elif isinstance(node, Function):
             stack.append(node.body)
-        elif type(node).__name__ in _NODES:
+        elif type(node).__name__ in NODES:
             yield node
             for name in _field_names(type(node)):
                 child = getattr(node, name)
-                if isinstance(child, list) or type(child).__name__ in _NODES:
+                if isinstance(child, list) or type(child).__name__ in NODES:
                     stack.append(child)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# JSON. Nodes become objects with a "node" key; non-finite floats become the strings "inf", "-inf" and "nan".
-
-def _encode(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        out: dict[str, Any] = {"node": type(obj).__name__} if type(obj).__name__ in _NODES else {}
-        for f in dataclasses.fields(obj):
-            out[f.name] = _encode(getattr(obj, f.name))
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_encode(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _encode(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
-
-
-def _decode_node(d: dict) -> Any:
-    cls = _NODES[d["node"]]
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in d:
-            continue
-        v = d[f.name]
-        if f.name == "loc":
-            v = tuple(v)
-        elif f.name == "value" and cls is Const:
-            v = float(v) if isinstance(v, str) else v
-        else:
-            v = _decode(v)
-        kwargs[f.name] = v
-    return cls(**kwargs)
-
-
-def _decode(v: Any) -> Any:
-    if isinstance(v, dict) and "node" in v:
-        return _decode_node(v)
-    if isinstance(v, list):
-        return [_decode(x) for x in v]
-    return v
-
-
-def to_json(kernel: Kernel) -> str:
-    """Deterministic JSON text of a kernel (sorted keys, no whitespace variance)."""
-    doc = {"khal_ir": IR_VERSION, **_encode(kernel)}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
-
-
-def from_json(text: str) -> Kernel:
-    doc = json.loads(text)
-    if doc.pop("khal_ir", None) != IR_VERSION:
-        raise ValueError(f"not a khal IR document of version {IR_VERSION}")
-    return Kernel(
-        name=doc["name"], source=doc["source"], line=doc["line"], function=doc["function"],
-        template=doc["template"], workgroup_size=tuple(doc["workgroup_size"]),
-        buffers=[Buffer(**b) for b in doc["buffers"]],
-        scalars=[Scalar(**s) for s in doc["scalars"]],
-        structs={k: [tuple(f) for f in v] for k, v in doc["structs"].items()},
-        shared=doc["shared"], locals=doc["locals"], body=_decode(doc["body"]),
-        functions=[Function(name=f["name"], params=[Scalar(**p) for p in f["params"]], ret=f["ret"],
-                            locals=f["locals"], body=_decode(f["body"]), line=f["line"],
-                            source=f.get("source", ""))
-                   for f in doc["functions"]],
-        requires=[Requirement(**r) for r in doc.get("requires", [])], params=doc.get("params", []),
-    )
