@@ -56,7 +56,8 @@ import math
 @kernel(workgroup_size=(64,))
 def k(a: MutBuf[f32]):
     a[0] = math.erf(a[0])  # <-
-""", ("erf does not exist in kernels", "the math functions of kernels are khal_runtime.lang's: sqrt, rsqrt, floor", "exp, exp2, log")),
+""", ("erf does not exist in kernels", "the math functions of kernels are khal_runtime.lang's: sqrt, rsqrt, floor",
+      "exp, exp2, log")),
     ("erf imported from math", """
 from math import erf
 
