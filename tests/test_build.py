@@ -156,6 +156,9 @@ def installed_distribution(site: Path, name: str, top_level: str) -> None:
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     (info / "RECORD").write_text(f"{top_level}/__init__.py,,\n{info.name}/METADATA,,\n")
+    # Python 3.12's importlib.metadata lists only the recorded files that exist
+    (site / top_level).mkdir()
+    (site / top_level / "__init__.py").write_text("")
 
 
 def test_a_shader_package_owned_by_another_distribution_is_refused(project, monkeypatch, capsys):
