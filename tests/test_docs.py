@@ -40,3 +40,18 @@ def test_readme_host_code_runs(block, monkeypatch, capsys):
 
 def test_readme_has_host_code():
     assert HOST_BLOCKS
+
+
+VORTX_BLOCKS = [block for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+                if "vx.run(" in block]
+
+
+@pytest.mark.parametrize("block", VORTX_BLOCKS)
+def test_readme_vortx_kernel_code_runs(block, monkeypatch, capsys):
+    monkeypatch.setenv("KHAL_BACKEND", "cpu")
+    exec(compile(block, "README.md", "exec"), {})
+    assert "[2. 4. 6. 8.]" in capsys.readouterr().out
+
+
+def test_readme_has_vortx_kernel_code():
+    assert VORTX_BLOCKS
