@@ -27,31 +27,20 @@ def test_the_language_page_has_examples():
     assert sum(1 for d, _, _ in BLOCKS if d == "docs/LANGUAGE.md") >= 5
 
 
-HOST_BLOCKS = [block for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-               if "khal.backend()" in block]
+def readme_blocks(marker: str) -> list[str]:
+    return [block for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+            if marker in block]
 
 
-@pytest.mark.parametrize("block", HOST_BLOCKS)
-def test_readme_host_code_runs(block, monkeypatch, capsys):
+# (what marks the block, what it prints): the host example with a bare backend, and vortx running a kernel
+RUNNABLE = [("khal.backend()", "[1. 2. 3. 4.]"), ("vx.run(", "[2. 4. 6. 8.]")]
+
+
+@pytest.mark.parametrize("marker,printed", RUNNABLE, ids=[m for m, _ in RUNNABLE])
+def test_readme_host_code_runs(marker, printed, monkeypatch, capsys):
+    blocks = readme_blocks(marker)
+    assert blocks, f"README.md has no example with {marker}"
     monkeypatch.setenv("KHAL_BACKEND", "cpu")
-    exec(compile(block, "README.md", "exec"), {})
-    assert "[1. 2. 3. 4.]" in capsys.readouterr().out
-
-
-def test_readme_has_host_code():
-    assert HOST_BLOCKS
-
-
-VORTX_BLOCKS = [block for block in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-                if "vx.run(" in block]
-
-
-@pytest.mark.parametrize("block", VORTX_BLOCKS)
-def test_readme_vortx_kernel_code_runs(block, monkeypatch, capsys):
-    monkeypatch.setenv("KHAL_BACKEND", "cpu")
-    exec(compile(block, "README.md", "exec"), {})
-    assert "[2. 4. 6. 8.]" in capsys.readouterr().out
-
-
-def test_readme_has_vortx_kernel_code():
-    assert VORTX_BLOCKS
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+        assert printed in capsys.readouterr().out
