@@ -8,6 +8,7 @@ import re
 import struct
 
 import pytest
+import render_kernels_rules as rules
 import test_render_kernels as kernels
 import test_render_kit as kit
 from test_render_kit import (
@@ -108,7 +109,7 @@ def test_generated_names_are_apart_from_renamed_ones():
 
 
 def test_declarations_sit_close_to_their_use():
-    body = render_glsl(kernels.declarations()).split("void main() {")[1]
+    body = render_glsl(rules.declarations()).split("void main() {")[1]
     lines = [line.strip() for line in body.splitlines()]
     loop = lines.index("for (uint k = 0u; k < 8u; ++k) {")
     assert lines.index("uint x = 0u;") < loop and lines.index("uint w = 0u;") < loop

@@ -1,6 +1,7 @@
-"""Shared by the tests/test_render*.py modules: a small IR builder (the kernels are in test_render_kernels.py), and
-harnesses that compile and run kernels: GLSL on a WebGPU device through wgpu-py (lavapipe on a machine without a
-GPU), CUDA through the driver API (ctypes; where a GPU and its driver are present)."""
+"""Shared by the tests/test_render*.py modules: a small IR builder (the kernels are in render_kernels_programs.py and
+render_kernels_rules.py, catalogued by test_render_kernels.py), and harnesses that compile and run kernels: GLSL on
+a WebGPU device through wgpu-py (lavapipe on a machine without a GPU), CUDA through the driver API (ctypes; where a
+GPU and its driver are present)."""
 
 from __future__ import annotations
 

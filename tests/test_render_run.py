@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import test_render_kernels as kernels
+import render_kernels_programs as programs
+import render_kernels_rules as rules
 import test_render_kit as kit
 
 from khal_runtime import ir
@@ -22,21 +23,21 @@ def run(request):
 
 def test_add_assign(run):
     a, b = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(1000).astype(np.float32)
-    out = run(kernels.add_assign(), {"a": a, "b": b}, (16, 1, 1))
+    out = run(programs.add_assign(), {"a": a, "b": b}, (16, 1, 1))
     np.testing.assert_array_equal(out["a"], a + b)
 
 
 @pytest.mark.parametrize("t", ["u32", "f32"])
 def test_workgroup_reduction(run, t):
     x = rng.integers(0, 1000, 1000).astype(np.uint32) if t == "u32" else rng.random(1000).astype(np.float32)
-    out = run(kernels.reduce_sum(t), {"x": x, "out": np.zeros(1, x.dtype)}, (16, 1, 1))
+    out = run(programs.reduce_sum(t), {"x": x, "out": np.zeros(1, x.dtype)}, (16, 1, 1))
     np.testing.assert_allclose(out["out"][0], x.sum(dtype=np.float64), rtol=1e-5)
 
 
 def test_tiled_matmul(run):
     m, n, k = 13, 11, 19
     a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
-    out = run(kernels.matmul(), {"a": a, "b": b, "c": np.zeros(m * n, np.float32)}, (2, 2, 1),
+    out = run(programs.matmul(), {"a": a, "b": b, "c": np.zeros(m * n, np.float32)}, (2, 2, 1),
                   {"m": m, "n": n, "k": k})
     np.testing.assert_allclose(out["c"].reshape(m, n), a @ b, rtol=1e-5, atol=1e-5)
 
@@ -44,8 +45,8 @@ def test_tiled_matmul(run):
 def test_subgroup_reduction_and_scans(run):
     x = rng.integers(0, 100, 200).astype(np.uint32)
     zeros = np.zeros(200, np.uint32)
-    out = run(kernels.subgroup_scan(), {"x": x, "out": np.zeros(3, np.uint32), "inclusive": zeros,
-                                        "exclusive": zeros, "first": zeros}, (4, 1, 1))
+    out = run(programs.subgroup_scan(), {"x": x, "out": np.zeros(3, np.uint32), "inclusive": zeros,
+                                         "exclusive": zeros, "first": zeros}, (4, 1, 1))
     size = int(out["out"][1])
     assert out["out"][0] == x.sum() and out["out"][2] == 64 // size
     padded = np.concatenate([x, np.zeros(256 - 200, np.uint32)]).reshape(-1, size)
@@ -59,8 +60,8 @@ def test_subgroup_reduction_and_scans(run):
 def test_f16_arithmetic_rounds_after_each_operation(run):
     x = (rng.standard_normal(256) * 4).astype(np.float16)
     w = rng.standard_normal(256).astype(np.float32)
-    out = run(kernels.f16_math(), {"x": x, "y": np.zeros(256, np.float16), "w": w,
-                                   "wide": np.zeros(256, np.float32)}, (4, 1, 1))
+    out = run(programs.f16_math(), {"x": x, "y": np.zeros(256, np.float16), "w": w,
+                                    "wide": np.zeros(256, np.float32)}, (4, 1, 1))
     h = x
     np.testing.assert_array_equal(out["y"], (h + np.float16(1.5)) * h * (h - np.float16(3.0)))
     wide = (h * np.float16(0.1)).astype(np.float32) + w.astype(np.float16)
@@ -76,8 +77,8 @@ def test_unpack_words_and_half_conversions(run):
     floats = rng.standard_normal(64).astype(np.float32)
     # ties at f16 precision (round to even), overflow, NaN, f16 denormals
     floats[:8] = [1 + 2**-11, 1 + 3 * 2**-11, 65520.0, -1e9, np.nan, 2**-20, 2**-25, -0.0]
-    out = run(kernels.unpack_words(), {"words": words, "out": np.zeros(256, np.float32), "floats": floats,
-                                       "packed": np.zeros(64, np.uint32)}, (1, 1, 1))
+    out = run(programs.unpack_words(), {"words": words, "out": np.zeros(256, np.float32), "floats": floats,
+                                        "packed": np.zeros(64, np.uint32)}, (1, 1, 1))
     halves = words.view(np.float16).reshape(64, 2).astype(np.float32)
     got = out["out"].reshape(64, 4)
     np.testing.assert_array_equal(got[:, :2], halves)
@@ -94,7 +95,7 @@ def test_i64_u64_f64(run):
     l = rng.integers(-2**62, 2**62, 64)
     d = rng.standard_normal(64) * 1e6
     u = rng.integers(0, 2**63, 64).astype(np.uint64) * 2
-    out = run(kernels.wide_math(), {"l": l, "d": d, "u": u}, (1, 1, 1))
+    out = run(programs.wide_math(), {"l": l, "d": d, "u": u}, (1, 1, 1))
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(out["l"], l * 3 - (l >> 2) + d.astype(np.int64) + l // 7 + l % 5)
     np.testing.assert_allclose(out["d"], d * 0.5 + l.astype(np.float64) + np.sqrt(np.abs(d)) + np.floor(d / 3),
@@ -108,7 +109,7 @@ def test_i64_u64_f64(run):
 def test_helpers_with_early_returns(run):
     x = np.arange(10, dtype=np.float32) - 3
     y = np.full(12, 99, np.float32)
-    out = run(kernels.helpers(), {"x": x, "y": y}, (1, 1, 1), {"scale": 2.0})
+    out = run(rules.helpers(), {"x": x, "y": y}, (1, 1, 1), {"scale": 2.0})
     v = x[np.minimum(np.arange(12) + 1, 9)] * 2
     np.testing.assert_array_equal(out["y"], np.where(v < 0, 99, v))
 
@@ -133,7 +134,7 @@ def test_loops(run):
                 continue
             acc = acc * 2 - j
         return acc * 100 + last + k
-    out = run(kernels.loops(), {"out": np.zeros(100, np.int32)}, (2, 1, 1))
+    out = run(rules.loops(), {"out": np.zeros(100, np.int32)}, (2, 1, 1))
     np.testing.assert_array_equal(out["out"], [reference(i) for i in range(100)])
 
 
@@ -141,8 +142,8 @@ def test_floordiv_and_mod_of_negative_numbers(run):
     a = np.array([-7, 7, -7, 7, -6, 6, 0, -1, 2**31 - 1, -2**31, -2**31 + 1, 5, -5, 1], np.int32)
     b = np.array([2, -2, -2, 2, 3, -3, -5, 3, -2, 3, 2**31 - 1, 7, 7, -1], np.int32)
     zi, zf = np.zeros(len(a), np.int32), np.zeros(len(a), np.float32)
-    out = run(kernels.division(), {"a": a, "b": b, "q": zi, "r": zi, "uq": zi.view(np.uint32),
-                                   "ur": zi.view(np.uint32), "fq": zf, "fr": zf}, (1, 1, 1))
+    out = run(rules.division(), {"a": a, "b": b, "q": zi, "r": zi, "uq": zi.view(np.uint32),
+                                 "ur": zi.view(np.uint32), "fq": zf, "fr": zf}, (1, 1, 1))
     np.testing.assert_array_equal(out["q"], a // b)
     np.testing.assert_array_equal(out["r"], a % b)
     np.testing.assert_array_equal(out["uq"], a.view(np.uint32) // b.view(np.uint32))
@@ -160,8 +161,8 @@ def test_shift_amounts_wrap(run):
     x = np.array([1, -1, -8, 12345678, -2**31, 7, 3, -3], np.int32)
     s = np.array([33, 31, 1, 64, 0, 100, 32, 63], np.uint32)
     z = np.zeros(len(x), np.int32)
-    out = run(kernels.shifts(), {"x": x, "s": s, "shl": z, "shr": z, "ushr": z.view(np.uint32),
-                                 "wide": z.astype(np.int64), "fixed": z}, (1, 1, 1))
+    out = run(rules.shifts(), {"x": x, "s": s, "shl": z, "shr": z, "ushr": z.view(np.uint32),
+                               "wide": z.astype(np.int64), "fixed": z}, (1, 1, 1))
     s32, s64 = (s % 32).astype(np.int32), (s % 64).astype(np.int64)
     np.testing.assert_array_equal(out["shl"], (x.astype(np.int64) << s32).astype(np.int32))
     np.testing.assert_array_equal(out["shr"], x >> s32)
@@ -176,23 +177,23 @@ def test_folded_grid(folded):
     """Logical grid of 10 workgroups, dispatched as (4, 1, 3) with fold width 4 the way the runtime folds grids of
     more than 65,535 workgroups: workgroups 10 and 11 must do nothing."""
     arrays = {"out": np.zeros(12, np.uint32), "gid": np.zeros(48, np.uint32)}
-    out = kit.run_webgpu(kernels.grid_ids(), arrays, (10, 1, 1), physical=(4, 1, 3) if folded else None,
+    out = kit.run_webgpu(rules.grid_ids(), arrays, (10, 1, 1), physical=(4, 1, 3) if folded else None,
                          fold=4 * folded)
     np.testing.assert_array_equal(out["out"], [w * 100 + 10 for w in range(10)] + [0, 0])
     np.testing.assert_array_equal(out["gid"], list(range(1, 41)) + [0] * 8)
 
 
 def test_literals_round_trip(run):
-    out = run(kernels.literals(), {"f": np.zeros(len(kernels.LITERALS_F32), np.float32),
-                                   "d": np.zeros(len(kernels.LITERALS_F64)), "l": np.zeros(4, np.int64),
-                                   "u": np.zeros(2, np.uint64), "i": np.zeros(2, np.int32),
-                                   "h": np.zeros(4, np.float16)}, (1, 1, 1))
-    np.testing.assert_array_equal(out["f"].view(np.uint32), np.array(kernels.LITERALS_F32, np.float32).view(np.uint32))
-    expected = np.array(kernels.LITERALS_F64)
+    out = run(rules.literals(), {"f": np.zeros(len(rules.LITERALS_F32), np.float32),
+                                 "d": np.zeros(len(rules.LITERALS_F64)), "l": np.zeros(4, np.int64),
+                                 "u": np.zeros(2, np.uint64), "i": np.zeros(2, np.int32),
+                                 "h": np.zeros(4, np.float16)}, (1, 1, 1))
+    np.testing.assert_array_equal(out["f"].view(np.uint32), np.array(rules.LITERALS_F32, np.float32).view(np.uint32))
+    expected = np.array(rules.LITERALS_F64)
     nan = np.isnan(expected)                    # NaN payload bits are unspecified (NVIDIA sets all of them)
     assert np.isnan(out["d"][nan]).all()
     np.testing.assert_array_equal(out["d"][~nan].view(np.uint64), expected[~nan].view(np.uint64))
-    np.testing.assert_array_equal(out["l"], kernels.LITERALS_I64)
+    np.testing.assert_array_equal(out["l"], rules.LITERALS_I64)
     np.testing.assert_array_equal(out["u"], [2**64 - 1, 2**63])
     np.testing.assert_array_equal(out["i"], [-2**31, -5 * -1])
     np.testing.assert_array_equal(out["h"], np.array([0.1, 65504, -np.inf, 6e-8], np.float16))
@@ -200,13 +201,13 @@ def test_literals_round_trip(run):
 
 def test_scalar_and_struct_parameters(run):
     shape = {"rows": 7, "scale": 0.1, "flip": 1, "bias": 2.5}
-    out = run(kernels.parameters(), {"out": np.zeros(8)}, (1, 1, 1),
+    out = run(rules.parameters(), {"out": np.zeros(8)}, (1, 1, 1),
               {"on": 0, "offset": -3, "shape": shape, "big": 1e300})
     np.testing.assert_array_equal(out["out"], [-3, 7, 0.1, 1, 2.5, -1, 1e300, 7 * 0.1])
 
 
 def test_private_arrays_start_at_zero(run):
-    out = run(kernels.private_arrays(), {"out": np.zeros(64, np.uint32)}, (1, 1, 1))
+    out = run(rules.private_arrays(), {"out": np.zeros(64, np.uint32)}, (1, 1, 1))
     expected = []
     for i in range(64):
         hist = [0] * 4
@@ -221,7 +222,7 @@ def test_atomics(run, space):
     arrays = {"ucells": np.zeros(10, np.uint32)}
     if space == "storage":
         arrays["cells"] = np.zeros(9, np.int32)
-    out = run(kernels.atomics(space), arrays, (1, 1, 1))
+    out = run(rules.atomics(space), arrays, (1, 1, 1))
     cells = out["cells"] if space == "storage" else out["ucells"][1:].view(np.int32)
     v = np.arange(32, dtype=np.int32) - 3
     assert list(cells[:7]) == [v.sum(), -v.sum(), min(0, v.min()), max(0, v.max()), 0,
@@ -230,7 +231,7 @@ def test_atomics(run, space):
 
 
 def test_declarations_keep_values_across_iterations(run):
-    out = run(kernels.declarations(), {"out": np.zeros(64, np.uint32)}, (1, 1, 1))
+    out = run(rules.declarations(), {"out": np.zeros(64, np.uint32)}, (1, 1, 1))
     expected = []
     for i in range(64):
         x = w = 0
@@ -246,7 +247,7 @@ def test_conversions_and_comparisons(run):
     f = np.array([-2.7, 2.7, 1e-3, np.nan, 65519.0, -0.0, 1.0 + 2**-11, -np.inf], np.float32)
     l = np.array([2**40 + 5, -2**40 - 1, 2**53 + 1, -1, 0, 2**63 - 1, 123456789012, -3], np.int64)
     z = lambda t: np.zeros(8, t)
-    out = run(kernels.conversions(), {"x": x, "f": f, "l": l, "u": z(np.uint32), "ul": z(np.uint64), "lu": z(np.int64),
+    out = run(rules.conversions(), {"x": x, "f": f, "l": l, "u": z(np.uint32), "ul": z(np.uint64), "lu": z(np.int64),
                                   "trunc": z(np.int32), "ftoi": z(np.int32), "itof": z(np.float32),
                                   "utof": z(np.float32), "ltod": z(np.float64), "dtof": z(np.float32),
                                   "half": z(np.float16), "flags": z(np.uint32), "cmp": z(np.uint32)}, (1, 1, 1))
@@ -306,12 +307,12 @@ def test_integer_intrinsics(run, t):
     x = rng.integers(0, 2**32, (64, 4), dtype=np.uint64).astype(np.uint32).view(dtype)
     x[:4, 0] = [0, 1, 0x80000000, 0xFFFFFFFF] if t == "u32" else [0, 1, -2**31, -1]
     x[:, 2] %= 25      # extract/insert offsets: x & 15 with 8-bit fields stay below 32 bits
-    k = kernels.every_intrinsic(t)
+    k = rules.every_intrinsic(t)
     out = run(k, {"x": x.reshape(-1), **{b.name: np.zeros(64 * 64, ir.NUMPY[b.elem]) for b in k.buffers[1:]}},
                   (1, 1, 1))
     size = next(s for s in (4, 8, 16, 32, 64) if out[f"out_{t}"].reshape(64, 64)[0, [
-        i for n, o, i in kernels.intrinsic_slots(t) if n == "subgroup_add"][0]] == x[:s, 0].sum(dtype=dtype))
-    for name, o, index in kernels.intrinsic_slots(t):
+        i for n, o, i in rules.intrinsic_slots(t) if n == "subgroup_add"][0]] == x[:s, 0].sum(dtype=dtype))
+    for name, o, index in rules.intrinsic_slots(t):
         got = out[f"out_{o}"].reshape(64, 64)[:, index]
         if name == "half_to_f32":
             want = x[:, 0].view(np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
@@ -328,8 +329,8 @@ def test_integer_intrinsics(run, t):
 def test_float_intrinsics(run):
     x = rng.uniform(-4, 4, (64, 4)).astype(np.float32)
     x[:6, 0] = [0.5, 1.5, 2.5, -0.5, np.inf, np.nan]
-    out = run(kernels.every_intrinsic("f32"), {"x": x.reshape(-1), "out_f32": np.zeros(64 * 64, np.float32),
-                                               "out_u32": np.zeros(64 * 64, np.uint32)}, (1, 1, 1))
+    out = run(rules.every_intrinsic("f32"), {"x": x.reshape(-1), "out_f32": np.zeros(64 * 64, np.float32),
+                                             "out_u32": np.zeros(64 * 64, np.uint32)}, (1, 1, 1))
     a, b, c = x[:, 0], x[:, 1], x[:, 2]
     with np.errstate(invalid="ignore", divide="ignore"):
         reference = {"sqrt": np.sqrt(a), "rsqrt": 1 / np.sqrt(a), "exp": np.exp(a), "exp2": np.exp2(a),
@@ -338,7 +339,7 @@ def test_float_intrinsics(run):
                      "round": np.round(a), "pow": np.power(np.abs(a), b), "fma": a * b + c, "abs": np.abs(a),
                      "isnan": np.isnan(a), "isinf": np.isinf(a), "f32_to_half": None}
     finite = np.isfinite(a)
-    for name, o, index in kernels.intrinsic_slots("f32"):
+    for name, o, index in rules.intrinsic_slots("f32"):
         got, want = out[f"out_{o}"].reshape(64, 64)[:, index], reference.get(name)
         if want is None:
             continue
