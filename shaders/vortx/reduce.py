@@ -73,9 +73,9 @@ class Axis:
 
 
 def start(x: Buf[T], at: u32) -> T:
-    """Where a thread's accumulation starts: the identity of sums and products; for min and max, whose identities
-    are infinities that WebGPU cannot write as constants, the first element of the piece, which does not change
-    the result (the host never reduces an empty axis with them)."""
+    """Where a thread's accumulation starts: the identity of sums and products; for min and max the piece's first
+    element, which needs no identity per type (lavapipe does not carry infinities through arithmetic; integers have
+    none); the host never reduces an empty axis with them."""
     if OP == "prod":
         return T(1)
     if OP == "min" or OP == "max":
