@@ -100,10 +100,9 @@ class ReadOnlyBuffer(Generic[T]):
         """The first `length` elements of this buffer's memory, as a buffer of that length: a kernel it is bound to
         sees `len() == length` although the allocation is larger (a pool's buffers, for one). It is the same
         memory: writes through either show in both, and binding both where a kernel writes one is refused."""
-        if length.__class__ is not int or not 0 <= length <= self.length:     # (vortx makes one per tensor)
-            if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 0 <= length <= self.length:
-                raise ValueError(f"prefix: {length!r} is not a length between 0 and {self.length}")
-            length = int(length)
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 0 <= length <= self.length:
+            raise ValueError(f"prefix: {length!r} is not a length between 0 and {self.length}")
+        length = int(length)
         self.backend.check_binding_length(self.dtype, length, f"a view of the first {length} elements")
         return type(self)(self.backend, self.dtype, length, self.usage, self.handle)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import ir
 from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
-from ..interpreter import execute
+from ..interpreter import execute, program
 from ..kernels import Indirect
 from .base import ALL_FEATURES, Backend, Encoder, KernelFunction, Pass, ReadFuture
 
@@ -110,5 +110,5 @@ class CpuBackend(Backend):
 
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> CpuKernel:
         kernel = ir.from_json(artifact("ir").decode())
-        ir.verify(kernel, ("cpu",))     # the interpreter trusts a verified kernel
+        program(kernel)         # verified and compiled once, here: a corrupt artifact fails at load, not at dispatch
         return CpuKernel(kernel, self)
