@@ -216,7 +216,8 @@ class Kernel:
     def call(self, pass_: Pass, grid: Grid, *args: Any, **kwargs: Any) -> None:
         """Dispatch the kernel over `grid` (threads, `workgroups(...)` or `indirect(...)`) in `pass_`."""
         backend = self.backend
-        if getattr(pass_, "backend", None) is not backend or pass_.ended:
+        # a pass of this backend whose work goes where the backend's goes now (not across a capture's boundary)
+        if getattr(pass_, "destination", None) is not backend.destination or pass_.ended:
             self._pass_error(pass_)
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
@@ -251,6 +252,8 @@ class Kernel:
         if pass_.backend is not self.backend:
             raise KernelArgumentError(f"{self.name}: the kernel was loaded on {self.backend!r} but the pass "
                                       f"belongs to {pass_.backend!r}")
+        if not pass_.ended:
+            pass_.encoder.check_destination(f"{self.name}: dispatch")
         raise KernelArgumentError(f"{self.name}: the pass {pass_.label!r} has ended")
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple:

@@ -11,14 +11,18 @@ generated kernel bindings dispatch; with `timestamps=True`, its `elapsed` second
         kernels.add_assign.call(pass_, len(a), a, b)
     backend.submit(encoder)
     print(a.read())
+
+`with backend.capture() as graph:` records the work submitted inside the block instead of running it, and
+`graph.replay()` runs it again (`graphs.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
@@ -27,6 +31,7 @@ from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, elemen
 
 if TYPE_CHECKING:
     from ..kernels import Kernel
+    from .graphs import Graph
 
 T = TypeVar("T")
 KernelT = TypeVar("KernelT", bound="Kernel")
@@ -37,6 +42,10 @@ ALL_FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomi
 
 class BackendError(RuntimeError):
     """A backend cannot be created or cannot do what was asked (a missing driver, feature or usage flag)."""
+
+
+class CaptureError(BackendError):
+    """Something that cannot be captured was asked while a capture is open, or a graph was misused."""
 
 
 class KernelFunction(ABC):
@@ -54,6 +63,8 @@ class Pass(ABC):
 
     def __init__(self, encoder: Encoder, label: str, timestamps: bool):
         self.encoder, self.backend, self.label, self.timestamps = encoder, encoder.backend, label, timestamps
+        # where its dispatches go (its encoder's destination): `Kernel.call` compares it with the backend's
+        self.destination = encoder.destination
         self.ended = False
 
     @property
@@ -78,13 +89,34 @@ class Encoder(ABC):
     def __init__(self, backend: Backend):
         self.backend = backend
         self.submitted = False
+        # where its work goes: the backend's queue (the backend itself), or the graph of the capture open when the
+        # encoder was begun; an encoder only records while that is still where the backend's work goes
+        self.destination: Backend | Graph = backend.destination
+        if self.destination is not backend:
+            self.destination.encoders.append(self)
+
+    def check_destination(self, what: str) -> None:
+        """Refuse (CaptureError) to record into an encoder begun on the other side of a capture's boundary."""
+        if self.destination is not self.backend.destination:
+            if self.destination is self.backend:
+                raise CaptureError(f"{what}: this encoder was begun before the capture opened; begin a new encoder "
+                                   "inside the `with backend.capture()` block")
+            raise CaptureError(f"{what}: this encoder was begun inside a capture that has ended; begin a new one")
+
+    def begin_pass(self, label: str = "", timestamps: bool = False) -> Pass:
+        """A compute pass; `timestamps=True` times it (its `elapsed`), which a capture cannot do."""
+        self.check_destination("begin_pass")
+        if timestamps:
+            self.backend.check_not_capturing("begin_pass(timestamps=True)", "time the replays on the host instead")
+        return self._begin_pass(label, timestamps)
 
     @abstractmethod
-    def begin_pass(self, label: str = "", timestamps: bool = False) -> Pass: ...
+    def _begin_pass(self, label: str, timestamps: bool) -> Pass: ...
 
     def copy_buffer_to_buffer(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
                               count: int) -> None:
         """Copy `count` elements (offsets in elements too), device to device."""
+        self.check_destination("copy_buffer_to_buffer")
         self.backend.check_copy(source, source_offset, target, target_offset, count)
         self._copy(source, source_offset, target, target_offset, count)
 
@@ -121,6 +153,8 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self._kernels: dict[type, Any] = {}         # binding class -> its instance loaded on this backend
+        # where submitted work goes: the device's queue (this backend), or the graph of an open capture
+        self.destination: Backend | Graph = self
 
     # --- kernels --------------------------------------------------------------------------------------------
 
@@ -151,6 +185,7 @@ class Backend(ABC):
                 raise TypeError(f"init_buffer: the array holds {data.dtype}, not {t.ir}; convert it with "
                                 f".astype(np.{np.dtype(t.numpy)})")
             data = np.asarray(data, dtype=t.numpy)
+        self.check_not_capturing("init_buffer", "create the buffers before the capture")
         array = np.ascontiguousarray(data).reshape(-1)
         t = element_type(array.dtype)
         self._check_layout(t, array.size, BufferUsage(usage))
@@ -158,6 +193,7 @@ class Backend(ABC):
 
     def uninit_buffer(self, dtype: type[T], length: int, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[T]:
         """A new buffer of `length` elements of `dtype` (f32, np.float32, ...), filled with zeros."""
+        self.check_not_capturing("uninit_buffer", "create the buffers before the capture")
         t = element_type(dtype)
         if not isinstance(length, (int, np.integer)) or length < 0:
             raise ValueError(f"a buffer length must be a non-negative integer, not {length!r}")
@@ -168,6 +204,8 @@ class Backend(ABC):
     def write_buffer(self, buffer: Buffer, data: Any, offset: int = 0) -> None:
         """Copy `data` into `buffer` at element `offset` (ordered before work submitted later)."""
         self.check_owner(buffer, "write_buffer")
+        self.check_not_capturing("write_buffer", "write before the capture or between replays: a replay reads the "
+                                 "buffer as it is then")
         array = np.asarray(data)
         if array.dtype != buffer.numpy_dtype:
             # data numpy cannot convert to the buffer's type raises numpy's own error, as it always did
@@ -188,8 +226,39 @@ class Backend(ABC):
     def read_buffer_async(self, buffer: ReadOnlyBuffer) -> ReadFuture:
         """Start reading the buffer back; `.result()` waits and gives the numpy array."""
         self.check_owner(buffer, "read_buffer")
+        self.check_not_capturing("read_buffer", "read after the `with` block, once the graph was replayed")
         self.require_usage(buffer, BufferUsage.COPY_SRC, "read_buffer")
         return self._read(buffer)
+
+    # --- capture and replay ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[Graph]:
+        """`with backend.capture() as graph:` records the dispatches and copies of the encoders begun and submitted
+        inside the block, without running them; `graph.replay(times)` runs them later, in order, reading the buffers
+        as they are then. Buffer creation, reads, writes and synchronize raise CaptureError inside the block; a
+        block that raises discards its graph. Captures do not nest."""
+        self.check_not_capturing("capture", "captures do not nest; replay one graph after the other instead")
+        graph = self._begin_capture()
+        self.destination = graph
+        try:
+            yield graph
+        except BaseException as e:
+            self.destination = self
+            graph._discard(e)
+            raise
+        self.destination = self
+        graph._end()
+
+    def check_not_capturing(self, what: str, instead: str) -> None:
+        """Refuse (CaptureError) what cannot be captured while a capture is open; `instead` says what to do."""
+        if self.destination is not self:
+            raise CaptureError(f"{what} cannot be captured: a capture is open on this {self.name} backend "
+                               f"(inside `with backend.capture()`); {instead}")
+
+    @abstractmethod
+    def _begin_capture(self) -> Graph:
+        """A new graph that the encoders submitted from now on record into (`capture` makes it the destination)."""
 
     # --- checks shared by the backends ----------------------------------------------------------------------
 
@@ -257,18 +326,27 @@ class Backend(ABC):
     def begin_encoding(self) -> Encoder: ...
 
     def submit(self, encoder: Encoder) -> None:
-        """Send the encoder's work to the device (once)."""
+        """Send the encoder's work to the device (once); inside a capture, to the capture's graph."""
         if encoder.submitted:
             raise RuntimeError("this encoder was already submitted")
+        encoder.check_destination("submit")
         encoder.submitted = True
-        self._submit(encoder)
+        if self.destination is self:
+            self._submit(encoder)
+        else:
+            self.destination._add(encoder)
 
     @abstractmethod
     def _submit(self, encoder: Encoder) -> None:
         """Send the work of an encoder not submitted before (`submit` has checked and marked it)."""
 
+    def synchronize(self) -> None:
+        """Wait until the device finished all submitted work."""
+        self.check_not_capturing("synchronize", "synchronize after the `with` block")
+        self._synchronize()
+
     @abstractmethod
-    def synchronize(self) -> None: ...
+    def _synchronize(self) -> None: ...
 
     @abstractmethod
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> KernelFunction:

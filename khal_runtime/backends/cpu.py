@@ -1,5 +1,6 @@
 """The CPU backend: kernels run in the IR interpreter (`khal_runtime.interpreter`), the executable reference of
-the IR. Work is recorded into the encoder and runs at `submit`, in order, like on a GPU queue."""
+the IR. Work is recorded into the encoder and runs at `submit`, in order, like on a GPU queue; a capture's graph
+keeps the recorded calls (which hold the buffers' memory) and a replay runs them again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..buffers import Buffer, BufferUsage, ReadOnlyBuffer
 from ..interpreter import execute, program
 from ..kernels import Indirect
 from .base import ALL_FEATURES, Backend, Encoder, KernelFunction, Pass, ReadFuture
+from .graphs import Graph
 
 
 class CpuPass(Pass):
@@ -22,6 +24,7 @@ class CpuPass(Pass):
         self.seconds: float | None = None
         self.ops: list[Callable[[], None]] = []
         encoder.ops.append(self._run)
+        encoder.passes.append(self)
 
     def _run(self) -> None:
         start = time.perf_counter()
@@ -38,9 +41,11 @@ class CpuPass(Pass):
 class CpuEncoder(Encoder):
     def __init__(self, backend: CpuBackend):
         super().__init__(backend)
-        self.ops: list[Callable[[], None]] = []
+        self.ops: list[Callable[[], None]] = []         # the passes' runs and the copies, in order
+        self.passes: list[CpuPass] = []
+        self.copies = 0
 
-    def begin_pass(self, label: str = "", timestamps: bool = False) -> CpuPass:
+    def _begin_pass(self, label: str, timestamps: bool) -> CpuPass:
         return CpuPass(self, label, timestamps)
 
     def _copy(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
@@ -52,6 +57,33 @@ class CpuEncoder(Encoder):
             dst[target_offset * size:(target_offset + count) * size] = \
                 src[source_offset * size:(source_offset + count) * size]
         self.ops.append(copy)
+        self.copies += 1
+
+
+class CpuGraph(Graph):
+    """The recorded calls (dispatches and copies, each holding the memory it uses); a replay makes them again."""
+
+    def __init__(self, backend: CpuBackend):
+        super().__init__(backend)
+        self.ops: list[Callable[[], None]] = []
+
+    def _add(self, encoder: CpuEncoder) -> None:  # type: ignore[override]
+        self.ops += encoder.ops
+        self.commands += encoder.copies + sum(len(p.ops) for p in encoder.passes)
+
+    def _finish(self) -> None:
+        pass
+
+    def _replay(self, times: int) -> None:
+        ops = self.ops
+        for _ in range(times):
+            for op in ops:
+                op()
+
+    def _release(self) -> None:
+        self.ops = []
+
+    _abort = _release
 
 
 class CpuKernel(KernelFunction):
@@ -105,8 +137,11 @@ class CpuBackend(Backend):
         for op in encoder.ops:
             op()
 
-    def synchronize(self) -> None:
+    def _synchronize(self) -> None:
         pass
+
+    def _begin_capture(self) -> CpuGraph:
+        return CpuGraph(self)
 
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> CpuKernel:
         kernel = ir.from_json(artifact("ir").decode())

@@ -4,7 +4,7 @@ CUDA has no command buffers: a dispatch launches at once, in order, on the backe
 marks the encoder as done. Kernel arguments are packed into one buffer with the layout the manifest gives
 (`cuda_params`), and launched through PyCUDA's `_launch_kernel`, the call under `prepared_async_call`.
 CUDA buffers expose `__cuda_array_interface__`, and `wrap_cuda_array` adopts memory from CuPy or PyTorch
-without a copy.
+without a copy. A capture is a CUDA graph captured from the stream (`cuda_graph`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from ..buffers import DEFAULT_USAGE, Buffer, BufferUsage, ReadOnlyBuffer, element_type
 from ..kernels import Indirect
 from .base import ALL_FEATURES, Backend, BackendError, Encoder, KernelFunction, Pass, ReadFuture
+from .cuda_graph import CudaGraph
 
 
 class CudaMemory:
@@ -35,6 +36,8 @@ class CudaPass(Pass):
     def __init__(self, encoder: CudaEncoder, label: str, timestamps: bool):
         super().__init__(encoder, label, timestamps)
         backend = encoder.backend
+        # inside a capture, the graph's list of what its launches use (they hold only pointers); None outside
+        self.keep: list | None = None if encoder.destination is backend else encoder.destination.keep
         self.events = None
         if timestamps:
             self.events = (backend.cuda.Event(), backend.cuda.Event())
@@ -53,13 +56,15 @@ class CudaPass(Pass):
 
 
 class CudaEncoder(Encoder):
-    def begin_pass(self, label: str = "", timestamps: bool = False) -> CudaPass:
+    def _begin_pass(self, label: str, timestamps: bool) -> CudaPass:
         return CudaPass(self, label, timestamps)
 
     def _copy(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
               count: int) -> None:
         size = source.numpy_dtype.itemsize
         backend = self.backend
+        if self.destination is not backend:
+            self.destination.keep += (source.handle, target.handle)
         backend.cuda.memcpy_dtod_async(target.handle.pointer + target_offset * size,
                                        source.handle.pointer + source_offset * size, count * size, backend.stream)
 
@@ -74,29 +79,29 @@ class CudaKernel(KernelFunction):
             raise BackendError(f"kernel {self.name}: the driver rejected its PTX ({e}); the driver may be older "
                                "than the PTX version (see the PTX .version line)") from None
         self.block = tuple(info["workgroup_size"])
-        self.struct_params = [s["type"] in info["structs"] for s in info["scalars"]]
-        self.has_struct = any(self.struct_params)
-        self.pack = struct.Struct(info["cuda_params"]["format"]).pack
+        self.stream = backend.stream
+        self.parameters = parameter_packer(struct.Struct(info["cuda_params"]["format"]).pack, len(info["buffers"]),
+                                           [s["type"] in info["structs"] for s in info["scalars"]])
         self.launch = self.function._launch_kernel
 
-    def dispatch(self, pass_: Pass, grid: Any, buffers: list, scalars: tuple) -> None:
-        args: list = []
-        for buf in buffers:                     # the ABI passes each buffer's pointer and element count
-            args.append(buf.handle.pointer)
-            args.append(buf.length)
-        if self.has_struct:
-            for value, is_struct in zip(scalars, self.struct_params):
-                if is_struct:
-                    args += value
-                else:
-                    args.append(value)
-        else:
-            args += scalars
-        if type(grid) is not tuple:
+    def dispatch(self, pass_: CudaPass, grid: Any, buffers: list, scalars: tuple) -> None:  # type: ignore[override]
+        if grid.__class__ is not tuple:
             grid = self.backend.indirect_counts(grid)
         if 0 in grid:
             return
-        self.launch(grid, self.block, self.pack(*args), 0, self.backend.stream)
+        if pass_.keep is not None:
+            pass_.keep.append(buffers)
+        self.launch(grid, self.block, self.parameters(buffers, scalars), 0, self.stream)
+
+
+def parameter_packer(pack: Callable[..., bytes], buffer_count: int, struct_params: list[bool]
+                     ) -> Callable[[list, tuple], bytes]:
+    """`parameters(buffers, scalars)`: a launch's parameter buffer in the ABI's order (each buffer's pointer and
+    element count, then the scalars, a struct as its fields), `pack`ed. It is one expression made when the kernel
+    loads, because building the argument list per launch was a measurable part of a dispatch's host time."""
+    fields = [f"b[{i}].handle.pointer, b[{i}].length" for i in range(buffer_count)]
+    fields += [f"*s[{i}]" if is_struct else f"s[{i}]" for i, is_struct in enumerate(struct_params)]
+    return eval(f"lambda b, s: pack({', '.join(fields)})", {"pack": pack})  # noqa: S307 (made from counts only)
 
 
 class CudaBackend(Backend):
@@ -170,6 +175,8 @@ class CudaBackend(Backend):
 
     def indirect_counts(self, grid: Indirect) -> tuple[int, int, int]:
         """CUDA cannot launch with a grid in device memory: read the three counts (this waits for the stream)."""
+        self.check_not_capturing("an indirect dispatch", "CUDA reads an indirect grid to the host before the launch; "
+                                 "give the grid as workgroup counts")
         counts = np.empty(3, np.uint32)
         self.stream.synchronize()
         self.cuda.memcpy_dtoh(counts, grid.buffer.handle.pointer + 4 * grid.offset)
@@ -187,6 +194,7 @@ class CudaBackend(Backend):
         cai = getattr(array, "__cuda_array_interface__", None)
         if cai is None:
             raise TypeError(f"{type(array).__name__} has no __cuda_array_interface__")
+        self.check_not_capturing("wrap_cuda_array", "wrap the array before the capture")
         shape, dtype = cai["shape"], np.dtype(cai["typestr"])
         strides = cai.get("strides")
         if strides is not None and tuple(strides) != tuple(np.empty(shape, dtype).strides):
@@ -204,8 +212,11 @@ class CudaBackend(Backend):
     def _submit(self, encoder: Encoder) -> None:
         pass                    # every dispatch and copy was launched on the stream as it was recorded
 
-    def synchronize(self) -> None:
+    def _synchronize(self) -> None:
         self.stream.synchronize()
+
+    def _begin_capture(self) -> CudaGraph:
+        return CudaGraph(self)
 
     def load_kernel(self, info: dict, artifact: Callable[[str], bytes]) -> CudaKernel:
         return CudaKernel(self, info, artifact("ptx"))

@@ -1,5 +1,6 @@
 """`WebGpuBackend`: the device, its buffers (word-padded allocations, reads through staging buffers, writes that
-merge partial words), the caches of bind-group and pipeline layouts and of bind groups, submission and waiting."""
+merge partial words), the caches of bind-group and pipeline layouts and of bind groups, submission, waiting and
+captures (`graph`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..base import Backend, BackendError, Encoder, ReadFuture
 from .adapter import EXTRA_FEATURES, FEATURES, LIMITS, adapter_summary, choose_adapter, import_wgpu
 from .commands import NativeCommands, PublicCommands
 from .encoding import WebGpuEncoder, align4
+from .graph import CapturedEncoder, WebGpuGraph
 from .kernel import WebGpuKernel, group_key
 
 
@@ -179,6 +181,10 @@ class WebGpuBackend(Backend):
             keys.add(key)
         return token
 
+    def bind_group_object(self, key: tuple[int, ...]) -> Any:
+        """The GPUBindGroup cached under `key` (`group_key`), which a graph holds to keep its command token valid."""
+        return self._group_objects[key]
+
     def _forget(self, handle_id: int) -> None:
         """Drop the bind groups of an allocation that was garbage collected (before its id can be reused)."""
         for key in self._groups_of.pop(handle_id, ()):
@@ -191,12 +197,15 @@ class WebGpuBackend(Backend):
 
     # --- encoding, submission ---------------------------------------------------------------------------------
 
-    def begin_encoding(self) -> WebGpuEncoder:
+    def begin_encoding(self) -> WebGpuEncoder | CapturedEncoder:  # type: ignore[override]
+        if self.destination is not self:
+            return CapturedEncoder(self)
         return WebGpuEncoder(self)
 
     def submit(self, encoder: Encoder) -> None:
-        """Send the encoder's work to the device; a pass still open is ended first."""
-        if not isinstance(encoder, WebGpuEncoder) or encoder.backend is not self:
+        """Send the encoder's work to the device (inside a capture, to its graph); a pass still open is ended
+        first."""
+        if not isinstance(encoder, (WebGpuEncoder, CapturedEncoder)) or encoder.backend is not self:
             raise BackendError(f"submit: {encoder!r} was not begun on this backend")
         if encoder.open_pass is not None:       # never once submitted: a submitted encoder refuses begin_pass
             encoder.open_pass.end()
@@ -214,8 +223,10 @@ class WebGpuBackend(Backend):
         for pass_ in encoder.timed:
             pass_._submitted()
 
-    def synchronize(self) -> None:
-        """Wait until the device finished all submitted work."""
+    def _begin_capture(self) -> WebGpuGraph:
+        return WebGpuGraph(self)
+
+    def _synchronize(self) -> None:
         # wgpu-py 0.32's queue.on_submitted_work_done_* is broken (its callback has the wrong C signature), so wait
         # with a blocking device poll, which returns once every submission is done; without it, map a fence buffer
         # that a fresh submission copies into (the queue finishes its submissions in order).

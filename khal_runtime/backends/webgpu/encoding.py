@@ -96,7 +96,7 @@ class WebGpuEncoder(Encoder):
             raise BackendError(f"{what}: the pass {self.open_pass.label!r} is still open; end it (leave its `with` "
                                "block) first")
 
-    def begin_pass(self, label: str = "", timestamps: bool = False) -> WebGpuPass:
+    def _begin_pass(self, label: str, timestamps: bool) -> WebGpuPass:
         self._check_recording("begin_pass")
         pass_ = WebGpuPass(self, label, timestamps)
         self.open_pass = pass_
@@ -105,25 +105,29 @@ class WebGpuEncoder(Encoder):
     def _copy(self, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
               count: int) -> None:
         self._check_recording("copy_buffer_to_buffer")
-        size = source.numpy_dtype.itemsize
-        src, dst = source_offset * size, target_offset * size
-        nbytes = count * size
-        if nbytes == 0:
-            return
-        if nbytes % 4 and dst + nbytes == target.nbytes and src + align4(nbytes) <= source.handle.size:
-            nbytes = align4(nbytes)       # the copy ends at the target's end: the extra bytes land in its padding
-        if src % 4 or dst % 4 or nbytes % 4:
-            raise BackendError(f"copy_buffer_to_buffer: WebGPU copies whole 4-byte words, and {count} "
-                               f"{source.dtype.ir} elements from offset {source_offset} to offset {target_offset} "
-                               "do not start and end on word boundaries; use even offsets and counts for 16-bit "
-                               "elements")
-        if source.handle is target.handle:       # WebGPU refuses copies within one buffer: go through a temporary
-            temp = self.backend.device.create_buffer(size=nbytes,
-                                                     usage=self.backend.wgpu.BufferUsage.COPY_SRC |
-                                                     self.backend.wgpu.BufferUsage.COPY_DST)
-            self.raw.copy_buffer_to_buffer(source.handle, src, temp, 0, nbytes)
-            self.raw.copy_buffer_to_buffer(temp, 0, target.handle, dst, nbytes)
-            self.temporaries.append(temp)
-        else:
-            self.raw.copy_buffer_to_buffer(source.handle, src, target.handle, dst, nbytes)
+        for copy in copies(self.backend, source, source_offset, target, target_offset, count, self.temporaries):
+            self.raw.copy_buffer_to_buffer(*copy)
 
+
+def copies(backend: WebGpuBackend, source: ReadOnlyBuffer, source_offset: int, target: Buffer, target_offset: int,
+           count: int, temporaries: list) -> list[tuple[Any, int, Any, int, int]]:
+    """The wgpu copies (source, byte offset, target, byte offset, bytes) that copy `count` elements, in whole words;
+    a copy within one buffer goes through a temporary buffer, added to `temporaries` (to keep until the work ran)."""
+    size = source.numpy_dtype.itemsize
+    src, dst = source_offset * size, target_offset * size
+    nbytes = count * size
+    if nbytes == 0:
+        return []
+    if nbytes % 4 and dst + nbytes == target.nbytes and src + align4(nbytes) <= source.handle.size:
+        nbytes = align4(nbytes)       # the copy ends at the target's end: the extra bytes land in its padding
+    if src % 4 or dst % 4 or nbytes % 4:
+        raise BackendError(f"copy_buffer_to_buffer: WebGPU copies whole 4-byte words, and {count} "
+                           f"{source.dtype.ir} elements from offset {source_offset} to offset {target_offset} "
+                           "do not start and end on word boundaries; use even offsets and counts for 16-bit "
+                           "elements")
+    if source.handle is target.handle:       # WebGPU refuses copies within one buffer: go through a temporary
+        usage = backend.wgpu.BufferUsage
+        temp = backend.device.create_buffer(size=nbytes, usage=usage.COPY_SRC | usage.COPY_DST)
+        temporaries.append(temp)
+        return [(source.handle, src, temp, 0, nbytes), (temp, 0, target.handle, dst, nbytes)]
+    return [(source.handle, src, target.handle, dst, nbytes)]

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from .encoding import WebGpuPass
 
 INDIRECT_GRID = 0xFFFFFFFF      # khal_grid.xyz of an indirect dispatch: the counts are only known on the device
+# What a capture's pass has bound as its pipeline: never a kernel's, so that `dispatch` always takes the branch that
+# binds one, where it hands the dispatch to the pass to record (the hot path pays nothing for captures).
+RECORDING = object()
 
 
 def group_key(buffers: list[ReadOnlyBuffer]) -> tuple[int, ...]:
@@ -64,6 +67,9 @@ class WebGpuKernel(KernelFunction):
     def dispatch(self, pass_: WebGpuPass, grid: Any, buffers: list, scalars: Any) -> None:  # type: ignore[override]
         handle = pass_.handle
         if pass_.pipeline is not self._pipeline:
+            if pass_.pipeline is RECORDING:
+                pass_.record(self, grid, buffers, scalars)         # type: ignore[attr-defined]
+                return
             self._set_pipeline(handle, self._pipeline)
             pass_.pipeline = self._pipeline
         backend = self.backend
@@ -93,6 +99,24 @@ class WebGpuKernel(KernelFunction):
             backend.commands.dispatch_indirect(handle, backend.commands.token(grid.buffer.handle), grid.offset * 4)
         else:
             raise TypeError(f"{self.name}: a grid is a tuple of three workgroup counts or an Indirect, not {grid!r}")
+
+    def resolve(self, grid: Any, scalars: Any) -> tuple[bytearray, tuple[int, int, int] | None]:
+        """The immediates and the physical workgroup counts (None for an indirect grid) of one dispatch: what a
+        capture records, once, for its replays (the hot path above does the same without allocating)."""
+        if self.has_struct:
+            scalars = [v for s in scalars for v in (s if isinstance(s, list) else (s,))]
+        immediates = bytearray(self.immediate_size)
+        if isinstance(grid, Indirect):
+            self.pack_into(immediates, 0, INDIRECT_GRID, INDIRECT_GRID, INDIRECT_GRID, 0, *scalars)
+            return immediates, None
+        x, y, z = grid
+        backend = self.backend
+        if x <= backend.fold_threshold and y <= backend.max_workgroups and z <= backend.max_workgroups:
+            self.pack_into(immediates, 0, x, y, z, 0, *scalars)
+            return immediates, (x, y, z)
+        fold, folds = self._fold(x, y, z)
+        self.pack_into(immediates, 0, x, y, z, fold, *scalars)
+        return immediates, (fold, y, folds)
 
     def _fold(self, x: int, y: int, z: int) -> tuple[int, int]:
         """(physical x, physical z) of a grid folded into z; BackendError when it cannot be."""
