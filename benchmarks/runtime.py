@@ -3,7 +3,8 @@ against numpy. Every ratio compares two measurements taken in the same run, the 
 
 - dispatch overhead: host time to record many dispatches of the example `add_assign` on a tiny buffer, through
   `Kernel.call` and through the raw API dispatching the same artifact (target: at most 1.15x raw);
-- bandwidth: a 16M-element f32 add (read a and b, write a), many dispatches submitted at once and timed on the
+- bandwidth: a 16M-element f32 add (read a and b, write a; 2M elements on a CPU device: lavapipe, the interpreter,
+  so that the whole run stays under two minutes there), many dispatches submitted at once and timed on the
   wall clock after a synchronize, khal against raw dispatches of the same artifact (target: at least 0.95x);
   plus `torch` doing `a += b` when PyTorch with CUDA is present, for scale;
 - the CPU interpreter against numpy on an elementwise add, a reduction and a 256x256 matmul.
@@ -31,6 +32,14 @@ def row(device: str, what: str, ours: str, baseline: str, ratio: float, target: 
     print(f"  {what:44} khal {ours:>12}   baseline {baseline:>12}   {ratio:5.2f}x   {target}", flush=True)
 
 
+def elements(backend, chosen: int | None) -> int:
+    """The bandwidth test's size: `--elements`, else 16M on a GPU and 2M on a CPU device."""
+    if chosen:
+        return chosen
+    on_cpu = backend.name == "cpu" or getattr(backend, "info", {}).get("adapter_type") == "CPU"
+    return 2 * 2**20 if on_cpu else 16 * 2**20
+
+
 def per_call(loop: Callable[[int], float], n: int, repeats: int = 5) -> float:
     """Median seconds per iteration; `loop(n)` returns the seconds its timed part (recording) took."""
     return sorted(loop(n) / n for _ in range(repeats))[repeats // 2]
@@ -48,9 +57,10 @@ def seconds(run: Callable[[], None], repeats: int = 5) -> float:
 
 # --- WebGPU ----------------------------------------------------------------------------------------------------------
 
-def bench_webgpu(big: int) -> None:
+def bench_webgpu(big: int | None) -> None:
     from shaders._generated.examples.add_assign import AddAssign
     backend = create("webgpu")
+    big = elements(backend, big)
     device = backend.device
     print(f"webgpu: {backend.device_name}")
     kernel = AddAssign(backend)
@@ -143,9 +153,10 @@ def bench_webgpu(big: int) -> None:
 
 # --- CUDA ------------------------------------------------------------------------------------------------------------
 
-def bench_cuda(big: int) -> None:
+def bench_cuda(big: int | None) -> None:
     from shaders._generated.examples.add_assign import AddAssign
     backend = create("cuda")
+    big = elements(backend, big)
     print(f"cuda: {backend.device_name}")
     kernel = AddAssign(backend)
     function, stream = kernel.function.function, backend.stream
@@ -230,11 +241,12 @@ def bench_cuda(big: int) -> None:
 
 # --- CPU interpreter -------------------------------------------------------------------------------------------------
 
-def bench_cpu(big: int) -> None:
+def bench_cpu(big: int | None) -> None:
     from shaders._generated.examples.add_assign import AddAssign
     from shaders._generated.examples.matmul import MatmulShape, MatmulTiled
     from shaders._generated.examples.reduction import SumU32
     backend = create("cpu")
+    big = elements(backend, big)
     print(f"cpu: {backend.device_name}")
     rng = np.random.default_rng(0)
 
@@ -274,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("cuda", "webgpu", "cpu"), action="append",
                         help="only these backends (repeatable)")
-    parser.add_argument("--elements", type=int, default=16 * 2**20, help="elements of the bandwidth test")
+    parser.add_argument("--elements", type=int, default=None,
+                        help="elements of the bandwidth test (default: 16M on a GPU, 2M on a CPU device)")
     args = parser.parse_args(argv)
     for kind, run in (("cuda", bench_cuda), ("webgpu", bench_webgpu), ("cpu", bench_cpu)):
         if args.backend and kind not in args.backend:

@@ -65,13 +65,17 @@ def element_type(dtype: Any) -> type:
 class ReadOnlyBuffer(Generic[T]):
     """A buffer of `len(buf)` elements of type T on one backend, which kernels may only read."""
 
-    __slots__ = ("backend", "dtype", "length", "usage", "handle", "bindable")
+    __slots__ = ("backend", "dtype", "length", "usage", "handle", "bindable", "reads", "writes")
     writable = False
 
     def __init__(self, backend: Backend, dtype: type, length: int, usage: BufferUsage, handle: Any):
         self.backend, self.dtype, self.length, self.usage, self.handle = backend, dtype, length, usage, handle
         # whether a kernel can bind it; kept as a plain bool because flag arithmetic is slow on the dispatch path
-        self.bindable = bool(int(usage) & _STORAGE) and length > 0
+        self.bindable = bindable = bool(int(usage) & _STORAGE) and length > 0
+        # what a dispatch compares, one identity test per buffer (`Backend.binding_key`): the key of the parameters
+        # that may read it (this backend and element type), and of those that may write it; None where it cannot
+        self.reads = backend.binding_key(dtype, False) if bindable else None
+        self.writes = backend.binding_key(dtype, True) if bindable and self.writable else None
 
     def __len__(self) -> int:
         return self.length

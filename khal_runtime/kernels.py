@@ -203,10 +203,15 @@ class Kernel:
         types = {s["name"]: s["type"] for s in info["scalars"]}
         self._buffers = [(position[b["name"]], SCALAR_TYPES[b["elem"]], b["access"] == "read_write")
                          for b in info["buffers"]]
+        # per buffer parameter: its position, whether the kernel writes it, and the key a buffer it takes carries
+        self._bindings = [(i, writable, backend.binding_key(dtype, writable)) for i, dtype, writable in self._buffers]
         self._scalars = [(position[name], _struct_check(self.name, name, t, info["structs"][t])
                           if t in info["structs"] else _scalar_check(self.name, name, t)) for name, t in types.items()]
         self._structs = tuple(position[name] for name, t in types.items() if t in info["structs"])
         self._max_threads_x = MAX_WORKGROUPS[0] * self.workgroup_size[0]
+        self._workgroup_x = self.workgroup_size[0]
+        self._unmet = type(self).unmet if self.REQUIRES else None
+        self._dispatch = self.function.dispatch
         self._arity = len(self.params)
         # kernels assume their buffers do not overlap (CUDA marks them __restrict__; WebGPU refuses a writable
         # buffer bound twice): the pairs of bindings (positions in `bound`) of which at least one is written
@@ -222,29 +227,29 @@ class Kernel:
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
         bound = []
-        for i, dtype, writable in self._buffers:
+        for i, writable, key in self._bindings:
             buf = args[i]
             try:
-                if buf.backend is backend and buf.dtype is dtype and buf.bindable and (buf.writable or not writable):
+                # this backend, the element type, a storage buffer with elements, writable where the kernel writes
+                if (buf.writes if writable else buf.reads) is key:
                     bound.append(buf)
                     continue
             except AttributeError:
                 pass
-            self._buffer_error(i, buf, dtype, writable)
+            self._buffer_error(i, buf, key[1], writable)
         for i, j in self._alias_pairs:
             if bound[i].handle is bound[j].handle:
                 self._alias_error(args)
         scalars = tuple([check(args[i]) for i, check in self._scalars]) if self._scalars else ()
         # the generated conditions read struct fields as attributes: a struct given as a dict takes the slow path
-        if self.REQUIRES and ((self._structs and any(isinstance(args[i], dict) for i in self._structs)) or
-                              type(self).unmet(*args) >= 0):
+        if self._unmet is not None and ((self._structs and any(isinstance(args[i], dict) for i in self._structs))
+                                        or self._unmet(*args) >= 0):
             self._check_requirements(args)
-        if type(grid) is int and 0 <= grid <= self._max_threads_x:
-            wx = self.workgroup_size[0]
-            counts: Any = ((grid + wx - 1) // wx, 1, 1)
+        if grid.__class__ is int and 0 <= grid <= self._max_threads_x:
+            counts: Any = ((grid + self._workgroup_x - 1) // self._workgroup_x, 1, 1)
         else:
             counts = self._grid(grid)
-        self.function.dispatch(pass_, counts, bound, scalars)
+        self._dispatch(pass_, counts, bound, scalars)
 
     def _pass_error(self, pass_: Any) -> None:
         if not isinstance(pass_, Pass):

@@ -8,6 +8,7 @@ import re
 import pytest
 from conftest import get_backend
 
+import benchmarks.capture
 import benchmarks.runtime
 import benchmarks.vortx_ops
 
@@ -38,3 +39,13 @@ def test_runtime_bench_on_the_interpreter(capsys):
     assert benchmarks.runtime.main(["--backend", "cpu"]) == 0
     rows = table_rows(capsys.readouterr().out)
     assert len(rows) == 4 and all(RATIO.search(r) for r in rows[1:]), rows
+
+
+@pytest.mark.parametrize("kind", [pytest.param("webgpu", marks=pytest.mark.webgpu), "cpu"])
+def test_capture_bench(kind, capsys):
+    get_backend(kind)
+    benchmarks.capture.ROWS.clear()
+    assert benchmarks.capture.main(["--backend", kind, "--kernels", "20", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert "result exact" in out and len(rows) == 2 and RATIO.search(rows[1]) and kind in rows[1], rows

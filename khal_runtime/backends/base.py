@@ -155,6 +155,7 @@ class Backend(ABC):
         self._kernels: dict[type, Any] = {}         # binding class -> its instance loaded on this backend
         # where submitted work goes: the device's queue (this backend), or the graph of an open capture
         self.destination: Backend | Graph = self
+        self._binding_keys: dict[tuple[type, bool], tuple] = {}
 
     # --- kernels --------------------------------------------------------------------------------------------
 
@@ -166,6 +167,14 @@ class Backend(ABC):
         if loaded is None:
             loaded = self._kernels[cls] = cls._load(self)
         return loaded
+
+    def binding_key(self, dtype: type, writes: bool) -> tuple:
+        """The one object that stands for "a buffer of `dtype` on this backend, bound where a kernel reads (or
+        writes)": buffers carry theirs (`reads`, `writes`) and kernels compare them by identity."""
+        key = self._binding_keys.get((dtype, writes))
+        if key is None:
+            key = self._binding_keys[dtype, writes] = (self, dtype, writes)
+        return key
 
     # --- buffers --------------------------------------------------------------------------------------------
 
