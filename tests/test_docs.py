@@ -32,8 +32,10 @@ def readme_blocks(marker: str) -> list[str]:
             if marker in block]
 
 
-# (what marks the block, what it prints): the host example with a bare backend, and vortx running a kernel
-RUNNABLE = [("khal.backend()", "[1. 2. 3. 4.]"), ("vx.run(", "[2. 4. 6. 8.]")]
+# (what marks the block, what it prints): the host example with a bare backend, capture and replay, and vortx
+# running a kernel
+RUNNABLE = [("khal.backend()", "[1. 2. 3. 4.]"), ("backend.capture()", "[15. 15. 15. 15.]"),
+            ("vx.run(", "[2. 4. 6. 8.]")]
 
 
 @pytest.mark.parametrize("marker,printed", RUNNABLE, ids=[m for m, _ in RUNNABLE])
