@@ -8,6 +8,7 @@ import re
 import pytest
 from conftest import get_backend
 
+import benchmarks.quant_matvec
 import benchmarks.runtime
 import benchmarks.vortx_ops
 
@@ -38,3 +39,14 @@ def test_runtime_bench_on_the_interpreter(capsys):
     assert benchmarks.runtime.main(["--backend", "cpu"]) == 0
     rows = table_rows(capsys.readouterr().out)
     assert len(rows) == 4 and all(RATIO.search(r) for r in rows[1:]), rows
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("webgpu", marks=pytest.mark.webgpu)])
+def test_quant_matvec_bench(capsys, backend):
+    if backend == "webgpu":
+        get_backend("webgpu")
+    assert benchmarks.quant_matvec.main(["--backend", backend, "--rows", "16", "--cols", "512", "--dispatches", "2",
+                                         "--repeats", "1"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == 1 + len(benchmarks.quant_matvec.VARIANTS)
+    assert all(RATIO.search(r) and " us | " in r for r in rows[1:]), rows

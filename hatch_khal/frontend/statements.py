@@ -292,7 +292,7 @@ class FunctionLowering(ControlFlowLowering, ExpressionLowering):
         reads = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
         out: list[ir.Stmt] = []
         if isinstance(value, Multi) and value.vector is not None:     # one vector load, then its fields
-            tmp = self.builder.local_name("words", self.locals)
+            tmp = self.builder.local_name("loaded", self.locals)
             self.locals[tmp] = value.vector.type
             out.append(ir.Assign(tmp, value.vector, ir_loc(node)))
             loaded = ir.Var(value.vector.type, tmp)

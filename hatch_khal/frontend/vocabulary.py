@@ -1,6 +1,7 @@
 """The front end's table of the kernel-language vocabulary (`khal_runtime.lang` and the Python builtins that kernels
-may use), with the type rule of every callable. Builtins, intrinsics, vector loads and atomics are derived from the IR's table of
-operations (`khal_runtime.ir.ops`); a kernel of the language runs on every target, so it may use what all allow."""
+may use), with the type rule of every callable. Builtins, intrinsics, vector loads and atomics are derived from the
+IR's table of operations (`khal_runtime.ir.ops`); a kernel of the language runs on every target, so it may use what
+all allow."""
 
 from __future__ import annotations
 

@@ -163,19 +163,24 @@ SNIPPETS: list[tuple[str, str, tuple[str, ...] | None]] = [
     return a - b * khal_floordiv(a, b);
 }
 """, ("i32", "i64")),
-    # bitfieldExtract sign-extends; on lavapipe this ran 1.7x faster than shifting ivec4 lanes
-    ("khal_dot4_i8", """// acc + the dot product of the four signed bytes of a and b (wrapping): naga has no integer dot product
+    # bitfieldExtract sign-extends; on lavapipe this, unrolled, ran 1.7x faster than shifting ivec4 lanes (and
+    # 1.3x faster than a loop over k)
+    ("khal_dot4_i8", """// acc + the dot product of the four signed bytes of a and b (wrapping): no integer dot product in naga
 int khal_dot4_i8(uint a, uint b, int acc) {
     int x = int(a);
     int y = int(b);
-    return acc + bitfieldExtract(x, 0, 8) * bitfieldExtract(y, 0, 8) + bitfieldExtract(x, 8, 8) * bitfieldExtract(y, 8, 8)
-        + bitfieldExtract(x, 16, 8) * bitfieldExtract(y, 16, 8) + bitfieldExtract(x, 24, 8) * bitfieldExtract(y, 24, 8);
+    return acc + bitfieldExtract(x, 0, 8) * bitfieldExtract(y, 0, 8)
+        + bitfieldExtract(x, 8, 8) * bitfieldExtract(y, 8, 8)
+        + bitfieldExtract(x, 16, 8) * bitfieldExtract(y, 16, 8)
+        + bitfieldExtract(x, 24, 8) * bitfieldExtract(y, 24, 8);
 }
 """, None),
     ("khal_dot4_u8", """// acc + the dot product of the four unsigned bytes of a and b (wrapping)
 uint khal_dot4_u8(uint a, uint b, uint acc) {
-    return acc + bitfieldExtract(a, 0, 8) * bitfieldExtract(b, 0, 8) + bitfieldExtract(a, 8, 8) * bitfieldExtract(b, 8, 8)
-        + bitfieldExtract(a, 16, 8) * bitfieldExtract(b, 16, 8) + bitfieldExtract(a, 24, 8) * bitfieldExtract(b, 24, 8);
+    return acc + bitfieldExtract(a, 0, 8) * bitfieldExtract(b, 0, 8)
+        + bitfieldExtract(a, 8, 8) * bitfieldExtract(b, 8, 8)
+        + bitfieldExtract(a, 16, 8) * bitfieldExtract(b, 16, 8)
+        + bitfieldExtract(a, 24, 8) * bitfieldExtract(b, 24, 8);
 }
 """, None),
 ]

@@ -1,5 +1,6 @@
 """Memory access of the CPU interpreter: buffer elements (`StorageRef`), vector loads of buffers (`VectorRef`),
-shared and private array elements (`SharedRef`, `PrivateRef`), bounds checks that name the source line, and the race bookkeeping of checking mode."""
+shared and private array elements (`SharedRef`, `PrivateRef`), bounds checks that name the source line, and the
+race bookkeeping of checking mode."""
 
 from __future__ import annotations
 

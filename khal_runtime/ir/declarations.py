@@ -60,8 +60,6 @@ def check_function_declarations(k: n.Kernel, params: dict[str, str], locals_: di
             raise error(f"local {name!r} is {t}, but the parameter of that name is {params[name]}")
         if parse_array(t):
             check_array_type(t, f"private array {name!r}", error)
-        elif t in VECTORS and name in params:
-            raise error(f"parameter {name!r} has the vector type {t}: vectors are locals only")
         elif t not in VECTORS:             # a local may hold a vector (the value of a vector load)
             check_value_type(k, t, f"local {name!r}", error)
     if ret not in (None, "void"):
