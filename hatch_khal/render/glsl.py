@@ -163,9 +163,9 @@ SNIPPETS: list[tuple[str, str, tuple[str, ...] | None]] = [
     return a - b * khal_floordiv(a, b);
 }
 """, ("i32", "i64")),
-    # bitfieldExtract sign-extends; on lavapipe this, unrolled, ran 1.7x faster than shifting ivec4 lanes (and
-    # 1.3x faster than a loop over k)
-    ("khal_dot4_i8", """// acc + the dot product of the four signed bytes of a and b (wrapping): no integer dot product in naga
+    # bitfieldExtract sign-extends. In the quant_matvec benchmark on lavapipe this form ran as fast as shifts written
+    # in the kernel, where shifting ivec4 lanes was 1.6x slower (once, on a shared machine)
+    ("khal_dot4_i8", """// acc + the dot product of the signed bytes of a and b (wrapping): naga has no dot product
 int khal_dot4_i8(uint a, uint b, int acc) {
     int x = int(a);
     int y = int(b);

@@ -4,7 +4,8 @@ operations (`ops`), so that the renderers and the interpreter can trust what the
 It checks the declarations (workgroup size, buffers, parameters, structs, shared arrays, locals, helpers), that
 every name refers to something declared in its space, and every node's type by the table's rules: operand and
 result types, index types and counts, access modes (no store or atomic on a `read` buffer), builtin dimensions,
-arities, return types, `break` and `continue` inside loops, helpers that do not recurse. The first problem found
+arities, return types, `break` and `continue` inside loops, helpers that do not recurse, and vectors kept to
+vector loads of buffers, locals and fields. The first problem found
 raises `InvalidIR`, whose message names the kernel, the source file and line, and what is wrong.
 """
 
