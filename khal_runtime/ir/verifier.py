@@ -5,8 +5,8 @@ It checks the declarations (workgroup size, buffers, parameters, structs, shared
 every name refers to something declared in its space, and every node's type by the table's rules: operand and
 result types, index types and counts, access modes (no store or atomic on a `read` buffer), builtin dimensions,
 arities, return types, `break` and `continue` inside loops, helpers that do not recurse, and vectors kept to
-vector loads of buffers, locals and fields. The first problem found
-raises `InvalidIR`, whose message names the kernel, the source file and line, and what is wrong.
+vector loads of buffers, locals and fields. The first problem found raises `InvalidIR`, whose message names the
+kernel, the source file and line, and what is wrong.
 """
 
 from __future__ import annotations
