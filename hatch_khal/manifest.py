@@ -46,6 +46,8 @@ def features(kernel: ir.Kernel) -> list[str]:
         found.add("subgroups")
     if "atomic_f32" in uses:
         found.add("atomic_f32")
+    if uses & set(ir.ops.DOT_PRODUCTS):
+        found.add("int_dot4")
     return sorted(found)
 
 

@@ -210,6 +210,16 @@ def half_to_f32(bits: Any) -> f32: raise _outside("half_to_f32")
 def f32_to_half(x: Any) -> u32: raise _outside("f32_to_half")
 def unpack_half2x16(word: Any) -> tuple[f32, f32]: raise _outside("unpack_half2x16")
 def pack_half2x16(lo: Any, hi: Any) -> u32: raise _outside("pack_half2x16")
+def dot4_i8(a: Any, b: Any, acc: Any) -> i32:
+    """acc + the dot product of the four signed bytes packed in the u32 words a and b (wrapping)."""
+    raise _outside("dot4_i8")
+def dot4_u8(a: Any, b: Any, acc: Any) -> u32:
+    """acc + the dot product of the four unsigned bytes packed in the u32 words a and b (wrapping)."""
+    raise _outside("dot4_u8")
+
+
+# vector loads: `a, b, c, d = load_u32x4(words, i)` reads words[4i] .. words[4i+3] of a u32 buffer in one aligned load
+def load_u32x4(buf: Buf[u32], group: Any) -> tuple[u32, u32, u32, u32]: raise _outside("load_u32x4")
 
 # atomics on a buffer or shared array element; each returns the old value
 def atomic_add(mem: Any, index: Any, value: T) -> T: raise _outside("atomic_add")
@@ -250,6 +260,7 @@ __all__ = [
     "barrier", "storage_barrier", "sqrt", "rsqrt", "exp", "exp2", "log", "log2", "sin", "cos", "tan", "tanh",
     "floor", "ceil", "trunc", "fma", "clamp", "isnan", "isinf", "count_ones", "leading_zeros", "trailing_zeros",
     "extract_bits", "insert_bits", "half_to_f32", "f32_to_half", "unpack_half2x16", "pack_half2x16",
+    "dot4_i8", "dot4_u8", "load_u32x4",
     "atomic_add", "atomic_sub", "atomic_min", "atomic_max", "atomic_and", "atomic_or", "atomic_xor",
     "atomic_exchange", "atomic_compare_exchange", "subgroup_add", "subgroup_mul", "subgroup_min", "subgroup_max",
     "subgroup_and", "subgroup_or", "subgroup_xor", "subgroup_inclusive_add", "subgroup_exclusive_add",

@@ -56,18 +56,22 @@ def intrinsic_slots(t: str) -> list[tuple[str, str, int]]:
 
 def every_intrinsic(t: str) -> ir.Kernel:
     """Every intrinsic that takes a `t` (bool: the subgroup votes), on arguments x[4 i + j] (bool: x != 0; the bit
-    offset and count of extract/insert_bits: x[4 i + 2] & 15 and 8; shuffles: lane 1, lane ^ 1, +-1)."""
+    offset and count of extract/insert_bits: x[4 i + 2] & 15 and 8; shuffles: lane 1, lane ^ 1, +-1; other arguments of
+    a fixed type: x[4 i + j] converted to it)."""
     elem = "u32" if t == "bool" else t
     i = var("u32", "i")
     x = lambda j: buf(elem, "x", i * 4 + j)
     arg = lambda j: x(j).ne(0) if t == "bool" else x(j)
     body = [assign("i", gid())]
     for name, out, index in intrinsic_slots(t):
-        args = [arg(j) for j, a in enumerate(ir.INTRINSICS[name].args) if j == 0 or a == "T"]
+        sig_args = ir.INTRINSICS[name].args
+        args = [arg(j) for j, a in enumerate(sig_args) if j == 0 or a == "T"]
         if name in ("extract_bits", "insert_bits"):
             args += [x(2).cast("u32") & 15, const("u32", 8)]
         elif name.startswith("subgroup_shuffle"):
             args.append(const("u32", 1))
+        else:                   # the other arguments of a fixed signature (dot4_i8's b and acc): x[4 i + j] cast
+            args += [x(j).cast(a) for j, a in enumerate(sig_args) if j > 0 and a != "T"]
         value = intr(RESULT.get(name, t), name, *args)
         value = select(value, const("u32", 1), const("u32", 0)) if value.t == "bool" else value
         body.append(bstore(f"out_{out}", i * 64 + index, value, out))

@@ -136,7 +136,8 @@ def test_selection_and_info(monkeypatch, capsys):
     from khal_runtime.__main__ import main
     main([])
     out = capsys.readouterr().out
-    assert "cpu     khal IR interpreter" in out and "features: atomic_f32, f16, f64, i64, immediates, subgroups" in out
+    assert "cpu     khal IR interpreter" in out
+    assert "features: atomic_f32, f16, f64, i64, immediates, int_dot4, subgroups" in out
 
 
 def test_a_missing_cuda_says_what_is_missing():

@@ -9,6 +9,7 @@ import pytest
 from conftest import get_backend
 
 import benchmarks.capture
+import benchmarks.quant_matvec
 import benchmarks.runtime
 import benchmarks.vortx_ops
 
@@ -49,3 +50,14 @@ def test_capture_bench(kind, capsys):
     out = capsys.readouterr().out
     rows = table_rows(out)
     assert "result exact" in out and len(rows) == 2 and RATIO.search(rows[1]) and kind in rows[1], rows
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("webgpu", marks=pytest.mark.webgpu)])
+def test_quant_matvec_bench(capsys, backend):
+    if backend == "webgpu":
+        get_backend("webgpu")
+    assert benchmarks.quant_matvec.main(["--backend", backend, "--rows", "16", "--cols", "512", "--dispatches", "2",
+                                         "--repeats", "1"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == 1 + len(benchmarks.quant_matvec.VARIANTS)
+    assert all(RATIO.search(r) and " us | " in r for r in rows[1:]), rows

@@ -296,7 +296,13 @@ def _bits_reference(name: str, x: np.ndarray, t: str) -> np.ndarray:
         field = np.where(field >= 128, field - 256, field)
     mask = (255 << off) & 0xFFFFFFFF
     inserted = ((u[:, 0] & ~mask) | ((u[:, 1].astype(np.int64) << off) & mask)).astype(np.uint32)
-    return {"abs": np.abs(a), "min": np.minimum(a, b), "max": np.maximum(a, b),
+    def dot(kind: type) -> np.ndarray:        # x[4 i] . x[4 i + 1] bytewise, plus x[4 i + 2] (as i32 when signed)
+        a8, b8 = (np.ascontiguousarray(u[:, j]).view(kind).reshape(-1, 4).astype(np.int64) for j in (0, 1))
+        acc = u[:, 2].astype(np.int32 if kind is np.int8 else np.uint32).astype(np.int64)
+        return (((a8 * b8).sum(axis=1) + acc) % 2**32).astype(np.uint32)
+    dot_i8, dot_u8 = dot(np.int8).view(np.int32), dot(np.uint8)
+    return {"dot4_i8": dot_i8, "dot4_u8": dot_u8,
+            "abs": np.abs(a), "min": np.minimum(a, b), "max": np.maximum(a, b),
             "clamp": np.minimum(np.maximum(a, b), c), "count_ones": ones, "leading_zeros": lz,
             "trailing_zeros": tz, "extract_bits": field, "insert_bits": inserted.view(x.dtype)}[name]
 

@@ -31,6 +31,7 @@ from .vocabulary import (
     INTRINSICS,
     SCALAR_BUILTINS,
     VECTOR_BUILTINS,
+    VECTOR_LOADS,
     atomic_hint,
     type_allowed,
     unavailable_message,
@@ -112,6 +113,8 @@ class CallLowering:
             return self.bitcast(node)
         if name in ATOMICS:
             return self.atomic(node, ATOMICS[name])
+        if name in VECTOR_LOADS:
+            return self.vector_load(node, name)
         if name == "unpack_half2x16":
             self.arity(node, name, 1)
             word = self.value(args[0], "u32")
@@ -188,6 +191,21 @@ class CallLowering:
         if refused:
             raise self.error(node, refused[0], hint=refused[1])
         return ir.Intrinsic(result, name, args)
+
+    def vector_load(self, node: ast.Call, name: str) -> Value:
+        """`a, b, c, d = load_u32x4(words, i)`: elements 4i .. 4i+3 of a u32 buffer, one aligned load."""
+        self.arity(node, name, 2)
+        vector = VECTOR_LOADS[name]
+        elem, lanes = ir.VECTORS[vector]
+        ref = self.expr(node.args[0])
+        if not isinstance(ref, MemRef) or ref.space != "storage":
+            raise self.error(node.args[0], f"{name} reads a buffer of {elem}, found {describe(ref)}",
+                             hint="vector loads read buffer parameters (Buf or MutBuf), not arrays")
+        if ref.elem != elem:
+            raise self.error(node.args[0], f"{name} reads a buffer of {elem}; {ref.describe()} holds {ref.elem}",
+                             hint=f"pass the data as {elem} words (Buf[{elem}] or MutBuf[{elem}])")
+        load = ir.Load(vector, "storage", ref.name, list(self.index(node, ref, node.args[1]).index))
+        return Multi(tuple(RValue(ir.Field(elem, load, f)) for f in ir.VECTOR_FIELDS[:lanes]), load)
 
     def atomic(self, node: ast.Call, op: str) -> Value:
         self.arity(node, f"atomic_{op}", 2 + ir.ATOMIC_OPS[op])

@@ -291,7 +291,13 @@ class FunctionLowering(ControlFlowLowering, ExpressionLowering):
         targets = {t.id for t in target.elts if isinstance(t, ast.Name)}
         reads = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
         out: list[ir.Stmt] = []
-        if targets & reads:                     # a, b = b, a: evaluate every value before assigning any
+        if isinstance(value, Multi) and value.vector is not None:     # one vector load, then its fields
+            tmp = self.builder.local_name("loaded", self.locals)
+            self.locals[tmp] = value.vector.type
+            out.append(ir.Assign(tmp, value.vector, ir_loc(node)))
+            loaded = ir.Var(value.vector.type, tmp)
+            values = tuple(RValue(ir.Field(v.type, loaded, v.expr.field)) for v in values)
+        elif targets & reads:                     # a, b = b, a: evaluate every value before assigning any
             temps = []
             for v in values:
                 tmp = self.builder.local_name("tmp", self.locals)

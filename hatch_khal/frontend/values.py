@@ -63,8 +63,10 @@ class BuiltinVec:
 
 @dataclass(frozen=True)
 class Multi:
-    """Several values from one expression: `lo, hi = unpack_half2x16(w)` or `a, b = b, a`."""
+    """Several values from one expression: `lo, hi = unpack_half2x16(w)` or `a, b = b, a`. `vector` is the vector
+    load whose fields the values are (`a, b, c, d = load_u32x4(w, i)`): unpacking loads it once, into a local."""
     values: tuple
+    vector: ir.Load | None = None
 
 
 Value = Union[TypeName, Comptime, RValue, MemRef, BuiltinVec, Multi, Any]

@@ -1,6 +1,7 @@
 """The front end's table of the kernel-language vocabulary (`khal_runtime.lang` and the Python builtins that kernels
-may use), with the type rule of every callable. Builtins, intrinsics and atomics are derived from the IR's table of
-operations (`khal_runtime.ir.ops`); a kernel of the language runs on every target, so it may use what all allow."""
+may use), with the type rule of every callable. Builtins, intrinsics, vector loads and atomics are derived from the
+IR's table of operations (`khal_runtime.ir.ops`); a kernel of the language runs on every target, so it may use what
+all allow."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def _signature(name: str, sig: ir.Signature) -> Signature:
 
 INTRINSICS: dict[str, Signature] = {name: _signature(name, sig) for name, sig in ir.INTRINSICS.items()}
 ATOMICS = {f"atomic_{op}": op for op in ir.ATOMIC_OPS}
+VECTOR_LOADS = ir.VECTOR_LOADS
 
 # Python builtins that mean something inside a kernel; `round` and `pow` are the intrinsics of the same name.
 PYTHON_BUILTINS = ("abs", "min", "max", "pow", "round", "len", "range", "bool")
@@ -68,7 +70,7 @@ REFUSED_BUILTINS = {
 }
 
 LANG_NAMES = frozenset(SCALAR_TYPES + VECTOR_BUILTINS + SCALAR_BUILTINS + DECLARATIONS) | (
-    frozenset(INTRINSICS) - {"abs", "min", "max", "pow", "round"}) | frozenset(ATOMICS)
+    frozenset(INTRINSICS) - {"abs", "min", "max", "pow", "round"}) | frozenset(ATOMICS) | frozenset(VECTOR_LOADS)
 
 
 def type_allowed(t: str, allowed: str) -> bool:

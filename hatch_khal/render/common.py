@@ -115,6 +115,8 @@ class Target:
     builtin: Callable[[ir.Kernel, str, int], tuple[str, int]]
     length: str                                        # template of Len over the buffer's name
     load: dict[str, str]                               # element type -> template that reads memory of that type
+    vector_load: Callable[[Printer, ir.Load], tuple[str, int]]   # a vector load (`ir.VECTORS`) from a buffer
+    vector_zero: str                                   # template of a vector type's zero over its type name
     store: dict[str, str]                              # element type -> template that converts a value to store
     f16_round: str | None                              # template rounding a value to f16 (where f16 lives in f32)
     zero_array: Callable[[Printer, str, str, str], list[str]]   # (printer, type, name, indent) -> lines
@@ -124,6 +126,19 @@ class Target:
     snippets: Sequence[tuple[str, str, tuple[str, ...] | None]]   # (helper, text with {T}, IR types it serves)
     barrier: dict[str, str]
     generated: frozenset[str]                          # global identifiers the target itself declares
+
+def vector_buffers(kernel: ir.Kernel) -> dict[str, str]:
+    """The buffers that a kernel reads with vector loads and accesses no other way (no scalar load, store, atomic
+    or `len`), each with its vector type: GLSL declares those as arrays of the vector type."""
+    vector: dict[str, str] = {}
+    other: set[str] = set()
+    for n in ir.walk(kernel):
+        if isinstance(n, ir.Load) and n.space == "storage" and n.type in ir.VECTORS:
+            vector[n.name] = n.type
+        elif isinstance(n, (ir.Load, ir.Store, ir.Atomic)) and n.space == "storage" or isinstance(n, ir.Len):
+            other.add(n.name)
+    return {name: t for name, t in vector.items() if name not in other}
+
 
 def header(kernel: ir.Kernel, target: str) -> list[str]:
     """The comment that opens a generated file: where the kernel comes from and what it was instantiated with."""

@@ -3,7 +3,9 @@
 f16 values live in `float` registers, are rounded to f16 after every inexact operation and are stored as
 `unsigned short`; the conversions are inline PTX because NVRTC ships no cuda_fp16.h. Signed `+ - *`, negation and
 `<<` go through unsigned arithmetic, because signed overflow is undefined in C++ and wraps in the IR. Subgroups are
-warps of 32 lanes, all present (the front end requires workgroup sizes that are multiples of 32 for them).
+warps of 32 lanes, all present (the front end requires workgroup sizes that are multiples of 32 for them). A vector
+load reads a `uint4` through the buffer's pointer (16-byte aligned: buffers start their allocations, and the index
+counts groups of four words), one `ld.global.v4.u32`; the 4 x 8-bit dot products are `__dp4a` (sm_61 and later).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .common import ADD, BAND, EQ, INTS32, NUMBERS, PRIMARY, SHIFT, UNARY, Targe
 from .printer import Printer
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "unsigned int", "i64": "long long", "u64": "unsigned long long",
-         "f16": "float", "f32": "float", "f64": "double"}
+         "f16": "float", "f32": "float", "f64": "double", "u32x4": "uint4"}
 SUFFIX = {"i32": "", "u32": "u", "i64": "ll", "u64": "ull", "f16": "f", "f32": "f", "f64": ""}
 FULL = "0xffffffffu"
 XYZ = "xyz"
@@ -62,6 +64,10 @@ def builtin(kernel: ir.Kernel, name: str, dim: int) -> tuple[str, int]:
     return table[name]
 
 
+def vector_load(p: Printer, e: ir.Load) -> tuple[str, int]:
+    return f"reinterpret_cast<const {TYPES[e.type]}*>({p.globals[e.name]})[{p.expr(e.index[0])}]", PRIMARY
+
+
 def _math(name: str, cname: str) -> dict:
     return {(name, "f16"): f"{cname}f({{0}})", (name, "f32"): f"{cname}f({{0}})", (name, "f64"): f"{cname}({{0}})"}
 
@@ -87,6 +93,8 @@ INTRINSICS = {
             insert_bits="khal_insert_bits({0}, {1}, {2}, {3})"),
     ("half_to_f32", "u32"): "khal_f16_to_f32((unsigned short)({0}))",
     ("f32_to_half", "f32"): ("(unsigned int)khal_f32_to_f16({0})", UNARY),
+    ("dot4_i8", "u32"): "__dp4a((int)({0}), (int)({1}), {2})",          # acc + products, wrapping
+    ("dot4_u8", "u32"): "__dp4a({0}, {1}, {2})",
     **over(NUMBERS, **{f"subgroup_{op}": f"khal_subgroup_{op}({{0}})" for op in (
         "add", "mul", "min", "max", "inclusive_add", "exclusive_add", "broadcast_first")},
             subgroup_shuffle=f"__shfl_sync({FULL}, {{0}}, {{1}})",
@@ -248,6 +256,7 @@ TARGET = Target(
     cast=cast, bitcasts=BITCASTS,
     binary=BINARY, rewrites={}, unary={("neg", "sint"): "khal_neg({0})"}, intrinsics=INTRINSICS, atomics=ATOMICS,
     builtin=builtin, length="{len}", load={"f16": "khal_f16_to_f32({})"}, store={"f16": "khal_f32_to_f16({})"},
+    vector_load=vector_load, vector_zero="{}{{}}",
     f16_round="khal_f16({})", zero_array=lambda p, t, name, indent: [f"{indent}{p.declarator(t, name)} = {{}};"],
     zero_struct=lambda p, s: "{}", struct_param=None, pass_globals=True, snippets=SNIPPETS,
     barrier={"workgroup": "__syncthreads();", "storage": "__syncthreads();"}, generated=frozenset(),

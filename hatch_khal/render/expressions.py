@@ -26,6 +26,7 @@ from .common import (
     Target,
     literal,
     lookup,
+    vector_buffers,
 )
 from .names import Scope, legal_name
 
@@ -49,6 +50,7 @@ class ExpressionPrinter:
         self.buffers = {b.name: b for b in kernel.buffers}
         self.params = {s.name: s.type for s in kernel.scalars}
         self.uses = self._global_uses()
+        self.vector_buffers = vector_buffers(kernel)        # buffers read by vector loads only
         self.scope = self.globals
         self.needs: set[tuple[str, str | None]] = set()     # (prelude helper, IR type) that templates called
 
@@ -72,6 +74,8 @@ class ExpressionPrinter:
     def zero(self, t: str) -> str:
         if t in self.k.structs:
             return self.t.zero_struct(self, t)
+        if t in ir.VECTORS:
+            return self.t.vector_zero.format(self.type(t))
         return literal(self.t, t, 0)[0]
 
     def _global_uses(self) -> dict[str, list[tuple[str, str]]]:
@@ -172,6 +176,8 @@ class ExpressionPrinter:
 
     def e_Field(self, e: ir.Field) -> tuple[str, int]:
         struct = e.value.type
+        if struct in ir.VECTORS:            # GLSL's uvec4 and CUDA's uint4 both name their lanes x, y, z, w
+            return f"{self.expr(e.value, PRIMARY)}.{e.field}", PRIMARY
         base = self.globals[e.value.name] if isinstance(e.value, ir.Param) else self.expr(e.value, PRIMARY)
         text = f"{base}.{self.fields[struct][e.field]}"
         return (f"{text} != 0u", EQ) if e.type == "bool" else (text, PRIMARY)
@@ -244,6 +250,8 @@ class ExpressionPrinter:
         return base + "".join(f"[{self.expr(i)}]" for i in index)
 
     def e_Load(self, e: ir.Load) -> tuple[str, int]:
+        if e.type in ir.VECTORS:
+            return self.t.vector_load(self, e)
         text = self.element(e.space, e.name, e.index)
         if e.space != "private" and e.type in self.t.load:
             return self.t.load[e.type].format(text), PRIMARY

@@ -5,6 +5,12 @@ Choices made for naga, which reads the SPIR-V on WebGPU: unsigned negation is pr
 `!(a == b)` (naga writes `!=` as an ordered comparison, false with NaN); a struct parameter used whole is rebuilt
 from its fields (naga rejects OpCopyLogical); f32 atomics only on buffers (naga rejects them on shared memory, and
 `ir.verify` refuses them for webgpu); no 8/16-bit integer types, `subgroupElect` or `subgroupBallotBitCount`.
+
+Vector loads: a buffer read by vector loads only is declared as an array of `uvec4`, so that each is one 128-bit
+load; naga refuses a second block declared at the same binding ("Bindings ... conflict with other resource"), so
+a buffer also accessed otherwise keeps its `uint[]` and a generated function reads the four words. The 4 x 8-bit
+dot products are bit operations: glslang 13 has no GL_EXT_integer_dot_product, and naga refuses SPIR-V's
+DotProductInput4x8BitPacked capability.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from .common import ADD, INTS32, NUMBERS, PRIMARY, Target, header, over
 from .printer import Printer
 
 TYPES = {"bool": "bool", "i32": "int", "u32": "uint", "i64": "int64_t", "u64": "uint64_t", "f16": "float16_t",
-         "f32": "float", "f64": "double"}
+         "f32": "float", "f64": "double", "u32x4": "uvec4"}
 SUFFIX = {"i32": "", "u32": "u", "i64": "l", "u64": "ul", "f16": "hf", "f32": "", "f64": "lf"}
 XYZ = "xyz"
 
@@ -44,6 +50,32 @@ def builtin(kernel: ir.Kernel, name: str, dim: int) -> tuple[str, int]:
              "subgroup_size": "gl_SubgroupSize", "subgroup_invocation_id": "gl_SubgroupInvocationID",
              "subgroup_id": "gl_SubgroupID", "num_subgroups": "gl_NumSubgroups"}
     return table[name], PRIMARY
+
+
+def vector_load(p: Printer, e: ir.Load) -> tuple[str, int]:
+    index = p.expr(e.index[0])
+    if e.name in p.vector_buffers:
+        return f"{p.globals[e.name]}[{index}]", PRIMARY
+    return f"{vector_loader(p, e.name, e.type)}({index if e.index[0].type == 'u32' else f'uint({index})'})", PRIMARY
+
+
+def vector_loader(p: Printer, buffer: str, vector: str) -> str:
+    """The function that reads a `vector` from `buffer` word by word (a generated name: user names never start
+    with `khal_`)."""
+    return f"khal_load_{vector}_{p.globals[buffer]}"
+
+
+def vector_loaders(p: Printer) -> list[str]:
+    """The functions that read vectors from buffers that are also accessed otherwise (one per buffer and type)."""
+    used = sorted({(n.name, n.type) for n in ir.walk(p.k) if isinstance(n, ir.Load) and n.type in ir.VECTORS
+                   and n.name not in p.vector_buffers})
+    out = []
+    for buffer, vector in used:
+        elem, lanes = ir.VECTORS[vector]
+        words = ", ".join(f"{p.globals[buffer]}[i + {k}u]" for k in range(lanes))
+        out += [f"{TYPES[vector]} {vector_loader(p, buffer, vector)}(uint group) {{",
+                f"    uint i = group * {lanes}u;", f"    return {TYPES[vector]}({words});", "}", ""]
+    return out
 
 
 def zero_array(p: Printer, t: str, name: str, indent: str) -> list[str]:
@@ -89,6 +121,8 @@ INTRINSICS: dict[Any, Any] = {
     ("leading_zeros", "i32"): ("31u - uint(findMSB(uint({0})))", ADD),  # findMSB(int) counts from the sign
     ("half_to_f32", "u32"): "unpackHalf2x16({0}).x",
     ("f32_to_half", "f32"): "packHalf2x16(vec2({0}, 0.0))",
+    ("dot4_i8", "u32"): "khal_dot4_i8({0}, {1}, {2})",
+    ("dot4_u8", "u32"): "khal_dot4_u8({0}, {1}, {2})",
     **{(f"subgroup_{op}", t): f"{fn}({{0}}, {{1}})" if op.startswith("shuffle") else f"{fn}({{0}})"
        for op, fn in SUBGROUP.items() for t in _SUBGROUP_TYPES.get(op, NUMBERS)},
 }
@@ -129,6 +163,26 @@ SNIPPETS: list[tuple[str, str, tuple[str, ...] | None]] = [
     return a - b * khal_floordiv(a, b);
 }
 """, ("i32", "i64")),
+    # bitfieldExtract sign-extends. In the quant_matvec benchmark on lavapipe this form ran as fast as shifts written
+    # in the kernel, where shifting ivec4 lanes was 1.6x slower (once, on a shared machine)
+    ("khal_dot4_i8", """// acc + the dot product of the signed bytes of a and b (wrapping): naga has no dot product
+int khal_dot4_i8(uint a, uint b, int acc) {
+    int x = int(a);
+    int y = int(b);
+    return acc + bitfieldExtract(x, 0, 8) * bitfieldExtract(y, 0, 8)
+        + bitfieldExtract(x, 8, 8) * bitfieldExtract(y, 8, 8)
+        + bitfieldExtract(x, 16, 8) * bitfieldExtract(y, 16, 8)
+        + bitfieldExtract(x, 24, 8) * bitfieldExtract(y, 24, 8);
+}
+""", None),
+    ("khal_dot4_u8", """// acc + the dot product of the four unsigned bytes of a and b (wrapping)
+uint khal_dot4_u8(uint a, uint b, uint acc) {
+    return acc + bitfieldExtract(a, 0, 8) * bitfieldExtract(b, 0, 8)
+        + bitfieldExtract(a, 8, 8) * bitfieldExtract(b, 8, 8)
+        + bitfieldExtract(a, 16, 8) * bitfieldExtract(b, 16, 8)
+        + bitfieldExtract(a, 24, 8) * bitfieldExtract(b, 24, 8);
+}
+""", None),
 ]
 
 TARGET = Target(
@@ -137,6 +191,7 @@ TARGET = Target(
     cast=cast, bitcasts=BITCASTS, binary=BINARY, rewrites=REWRITES,
     unary={},
     intrinsics=INTRINSICS, atomics=ATOMICS, builtin=builtin, length="uint({name}.length())", load={}, store={},
+    vector_load=vector_load, vector_zero="{}(0u)",
     f16_round=None, zero_array=zero_array,
     zero_struct=zero_struct, struct_param=struct_param,
     pass_globals=False, snippets=SNIPPETS,
@@ -203,8 +258,11 @@ def render_glsl(kernel: ir.Kernel) -> str:
     out += p.struct_decls()
     for b in kernel.buffers:
         access = "readonly " if b.access == "read" else ""
+        elem = TYPES[p.vector_buffers.get(b.name, b.elem)]
         out.append(f"layout(std430, set = 0, binding = {b.binding}) {access}buffer khal_binding_{b.binding} "
-                   f"{{ {TYPES[b.elem]} {p.globals[b.name]}[]; }};")
+                   f"{{ {elem} {p.globals[b.name]}[]; }};")
+    loaders = vector_loaders(p)
+    out += ["", *loaders[:-1]] if loaders else []
     out += ["", "// (x, y, z, fold): the logical grid in workgroups and the fold width, 0 when not folded",
             "layout(push_constant, std430) uniform khal_params {", "    uvec4 khal_grid;"]
     for e in abi.push_constants(kernel)[0][1:]:

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 KernelT = TypeVar("KernelT", bound="Kernel")
 
-# The device features kernels can require; the CPU and CUDA backends offer them all.
-ALL_FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32"})
+# The device features kernels can require; the CPU and CUDA backends offer them all. `int_dot4` (4 x 8-bit dot
+# products) is __dp4a on CUDA and emulated on WebGPU and the CPU.
+ALL_FEATURES = frozenset({"immediates", "f16", "f64", "i64", "subgroups", "atomic_f32", "int_dot4"})
 
 
 class BackendError(RuntimeError):

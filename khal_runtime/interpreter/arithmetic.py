@@ -238,6 +238,21 @@ def _f32_to_half(x):
     return x.astype(np.float16).view(np.uint16).astype(np.uint32)
 
 
+def _dot4(signed: bool) -> Fn:
+    """acc + the dot product of the four bytes of `a` and `b` (signed or unsigned), wrapping to 32 bits."""
+    def dot(a, b, acc):
+        total = acc.astype(np.int64)
+        for k in range(4):
+            shift = np.uint32(8 * k)
+            x = ((a >> shift) & np.uint32(0xFF)).astype(np.int64)
+            y = ((b >> shift) & np.uint32(0xFF)).astype(np.int64)
+            if signed:
+                x, y = (x ^ 0x80) - 0x80, (y ^ 0x80) - 0x80
+            total = total + x * y
+        return (total & 0xFFFFFFFF).astype(np.uint32).astype(acc.dtype)
+    return dot
+
+
 _BITS: dict[str, Fn] = {"count_ones": _count_ones, "leading_zeros": _leading_zeros, "trailing_zeros": _trailing_zeros,
                         "extract_bits": _extract_bits, "insert_bits": _insert_bits, "half_to_f32": _half_to_f32,
-                        "f32_to_half": _f32_to_half}
+                        "f32_to_half": _f32_to_half, "dot4_i8": _dot4(True), "dot4_u8": _dot4(False)}

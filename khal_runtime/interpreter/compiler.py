@@ -19,7 +19,7 @@ from khal_runtime import ir
 
 from . import arithmetic as ops
 from .atomics import atomic_apply
-from .memory import PrivateRef, SharedRef, StorageRef, barrier_passed
+from .memory import PrivateRef, SharedRef, StorageRef, VectorRef, barrier_passed
 from .state import Frame, check_together, error
 from .subgroups import subgroup_op
 from .values import (
@@ -354,6 +354,8 @@ class Compiler:
         return subgroup_op(e.name, e.args[0].type, self.dense_expr(e.args[0]), arg, self.line)
 
     def e_Load(self, e: ir.Load) -> Run:
+        if e.type in ir.VECTORS:
+            return VectorRef(e.name, self.expr(e.index[0]), ir.VECTOR_FIELDS[:ir.VECTORS[e.type][1]], self.line).load
         ref = self.ref(e.space, e.name, e.index)
         return ref.load
 

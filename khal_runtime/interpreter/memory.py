@@ -1,5 +1,6 @@
-"""Memory access of the CPU interpreter: buffer elements (`StorageRef`), shared and private array elements
-(`SharedRef`, `PrivateRef`), bounds checks that name the source line, and the race bookkeeping of checking mode."""
+"""Memory access of the CPU interpreter: buffer elements (`StorageRef`), vector loads of buffers (`VectorRef`),
+shared and private array elements (`SharedRef`, `PrivateRef`), bounds checks that name the source line, and the
+race bookkeeping of checking mode."""
 
 from __future__ import annotations
 
@@ -74,6 +75,26 @@ class StorageRef:
             record_access(f, m, f.batch.dispatch.storage_logs[self.name], idx, self.line, access == "write",
                           lambda loc: f"buffer {self.name!r} element {loc}", storage=True)
         return idx
+
+
+class VectorRef:
+    """A vector load: the group `index` of `lanes` consecutive buffer elements, `buffer[lanes * index + k]`, as a
+    dict of the vector's field values. The group must lie wholly inside the buffer."""
+
+    def __init__(self, name: str, index, fields: str, line: int):
+        self.name, self.index, self.fields, self.line = name, index, fields, line
+
+    def load(self, f: Frame, m):
+        buf, n, lanes = f.batch.buffers[self.name], len(f.batch.buffers[self.name]), len(self.fields)
+        group = checked_index(f, m, dense(self.index(f, m)), n // lanes, self.line, lambda i: (
+            f"vector read of buffer {self.name!r} out of bounds: group {i} of {lanes} elements (elements "
+            f"{lanes * int(i)} to {lanes * int(i) + lanes - 1}), length {n}"))
+        first = group.astype(np.intp) * lanes
+        if f.batch.check:
+            for k in range(lanes):
+                record_access(f, m, f.batch.dispatch.storage_logs[self.name], first + k, self.line, False,
+                              lambda loc: f"buffer {self.name!r} element {loc}", storage=True)
+        return {field: buf[first + k] for k, field in enumerate(self.fields)}
 
 
 class ArrayRef:

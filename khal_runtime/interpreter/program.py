@@ -13,7 +13,7 @@ from khal_runtime import ir
 
 from .compiler import Compiler
 from .state import Batch, Frame
-from .values import DTYPE, zero
+from .values import DTYPE, vector_zero, zero
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _function(kernel: ir.Kernel, params: list[ir.Scalar], locals_: dict[str, str
         if ir.parse_array(t):
             arrays[name] = _array_decl(t)
         else:
-            zeros[name] = None if t in kernel.structs else zero(t)
+            zeros[name] = None if t in kernel.structs else vector_zero(t) if t in ir.VECTORS else zero(t)
     retval = zero(ret) if ret not in (None, "void") else None
     return Function(zeros, arrays, [p.name for p in params], retval, source)
 

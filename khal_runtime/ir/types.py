@@ -1,8 +1,9 @@
-"""The IR's types: scalar type names and their sizes, array types, and the exact value rules (rounding, bit casts,
-integer ranges) that the front end's constant folding and the interpreter share.
+"""The IR's types: scalar type names and their sizes, array types, vector types, and the exact value rules
+(rounding, bit casts, integer ranges) that the front end's constant folding and the interpreter share.
 
-Types are strings: a scalar (`"f32"`), an array (`"f32[16][17]"`, shared and private memory only) or the name of
-a struct declared in `Kernel.structs`.
+Types are strings: a scalar (`"f32"`), an array (`"f32[16][17]"`, shared and private memory only), a vector
+(`"u32x4"`: the value of a vector load, held in a local and read by field) or the name of a struct declared in
+`Kernel.structs`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ FLOATS = ("f16", "f32", "f64")
 NUMERIC = INTS + FLOATS
 SIZE = {"bool": 4, "i32": 4, "u32": 4, "i64": 8, "u64": 8, "f16": 2, "f32": 4, "f64": 8}
 BITS = {t: 8 * n for t, n in SIZE.items()}
+# vector types -> (element type, lanes); a vector's lanes are its fields `x y z w`. The language has no vector
+# values: the front end unpacks a vector load into scalars at once (`a, b, c, d = load_u32x4(words, i)`).
+VECTORS = {"u32x4": ("u32", 4)}
+VECTOR_FIELDS = "xyzw"
 # numpy dtype names, for the interpreter and the host side (bool travels as a u32 in buffers and parameters)
 NUMPY = {"bool": "bool", "i32": "int32", "u32": "uint32", "i64": "int64", "u64": "uint64",
          "f16": "float16", "f32": "float32", "f64": "float64"}

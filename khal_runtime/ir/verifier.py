@@ -4,8 +4,9 @@ operations (`ops`), so that the renderers and the interpreter can trust what the
 It checks the declarations (workgroup size, buffers, parameters, structs, shared arrays, locals, helpers), that
 every name refers to something declared in its space, and every node's type by the table's rules: operand and
 result types, index types and counts, access modes (no store or atomic on a `read` buffer), builtin dimensions,
-arities, return types, `break` and `continue` inside loops, helpers that do not recurse. The first problem found
-raises `InvalidIR`, whose message names the kernel, the source file and line, and what is wrong.
+arities, return types, `break` and `continue` inside loops, helpers that do not recurse, and vectors kept to
+vector loads of buffers, locals and fields. The first problem found raises `InvalidIR`, whose message names the
+kernel, the source file and line, and what is wrong.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from .ops import (
     SUBGROUP_OPS,
     TARGETS,
     UNARY,
+    VECTOR_LOAD_TYPES,
     atomic_types,
     binary_result,
     bitcast_allowed,
     cast_allowed,
     unavailable,
 )
-from .types import INTS, SCALARS, int_range, parse_array
+from .types import INTS, SCALARS, VECTOR_FIELDS, VECTORS, int_range, parse_array
 
 _FAMILIES = {name: sig.family() for name, sig in INTRINSICS.items()}
 
@@ -266,6 +268,12 @@ class _Verifier:
 
     def e_Field(self, e: n.Field) -> None:
         struct = self.expr(e.value)
+        if struct in VECTORS:
+            elem, lanes = VECTORS[struct]
+            if e.field not in VECTOR_FIELDS[:lanes]:
+                raise self.error(f"a {struct} vector has no field {e.field!r}, only {', '.join(VECTOR_FIELDS[:lanes])}")
+            self.typed(e, elem)
+            return
         if struct not in self.k.structs:
             raise self.error(f"field {e.field!r} of a {struct} value, which is not a struct")
         fields = dict(self.k.structs[struct])
@@ -311,6 +319,8 @@ class _Verifier:
         ta, tb = self.expr(e.a), self.expr(e.b)
         if ta != tb:
             raise self.error(f"select between {ta} and {tb}: both sides have one type")
+        if ta in VECTORS:
+            raise self.error(f"select between {ta} vectors: vectors are only loaded, assigned and read by field")
         self.typed(e, ta)
 
     def e_Cast(self, e: n.Cast) -> None:
@@ -355,7 +365,18 @@ class _Verifier:
         self.typed(e, sig.result_type(operand))
 
     def e_Load(self, e: n.Load) -> None:
-        self.typed(e, self.memory(e.space, e.name, e.index, None))
+        if e.type not in VECTORS:
+            self.typed(e, self.memory(e.space, e.name, e.index, None))
+            return
+        elem, lanes = VECTORS[e.type]
+        if e.space != "storage":
+            raise self.error(f"a {e.type} load from {e.space} memory: vector loads read buffers")
+        got = self.memory(e.space, e.name, e.index, None)
+        if got != elem:
+            raise self.error(f"a {e.type} load from buffer {e.name!r} of {got}: it reads a buffer of {elem}")
+        missing = [t for t in self.targets if e.type not in VECTOR_LOAD_TYPES[t]]
+        if missing:
+            raise self.error(f"{e.type} loads are not available on {_on(missing)}")
 
     def e_Atomic(self, e: n.Atomic) -> None:
         if e.op not in ATOMIC_OPS:

@@ -22,6 +22,8 @@ FEATURES = {
     "i64": ("shader-int64",),
     "subgroups": ("subgroup",),
     "atomic_f32": ("shader-float32-atomic",),
+    # emulated with bit operations, on every device: naga (wgpu-native 29) has no SPIR-V integer dot product
+    "int_dot4": (),
 }
 # wgpu features requested as well when offered: pass timing, and subgroup barriers for subgroup kernels.
 EXTRA_FEATURES = ("timestamp-query", "subgroup-barrier")
