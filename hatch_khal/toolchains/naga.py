@@ -1,0 +1,75 @@
+"""SPIR-V that naga, wgpu's shader translator, reads without panicking: one rewrite of the optimised module.
+
+wgpu-py 0.32 ships wgpu-native 29, whose naga panics (an `Option::unwrap` in `proc/emitter.rs`, across the C API:
+the process aborts with exit 134) on a subgroup operation whose operand was computed in another structured
+construct, e.g. the sum a loop accumulated, reduced after the loop (gfx-rs/wgpu#8389, fixed by gfx-rs/wgpu#9957,
+after wgpu-native 29). naga's SPIR-V front end turns each block into statements of a tree, and a value used outside
+the subtree that computed it needs a spill into a local variable, which `get_expr_handle` makes by finishing the
+block's open run of expressions; naga 29's `OpGroupNonUniform*` handlers finish that run themselves before they
+look up their operands, so the spill finishes it a second time and unwraps nothing.
+
+glslang alone never makes that shape: it reads every GLSL variable with an `OpLoad` right before its use. The
+optimizer makes it: its SSA passes (`--eliminate-local-multi-store` and `--ssa-rewrite` in `-O`, found by running
+`-O`'s passes one prefix at a time) turn the loop's variable into an `OpPhi` of the loop header, which the
+subgroup operation after the loop then reads. Leaving those two passes out would keep every loop's variables in
+memory and blind the passes after them (constant propagation, redundancy elimination, if-conversion) in every
+kernel, to avoid one shape in a few. Instead `for_naga` keeps the optimizer's output and gives each such operand an
+`OpCopyObject` in the subgroup operation's own block: naga reads the copy with its run still open, spills the value
+there as it does for any other instruction, and the subgroup operation then reads a value of its own block. A copy
+costs nothing on the device: naga folds it into the expression it copies, and drivers do as much.
+"""
+
+from __future__ import annotations
+
+from . import spirv_tools
+
+# SPIR-V opcodes (the SPIR-V specification, 3.52)
+_OP_FUNCTION_END, _OP_COPY_OBJECT, _OP_LABEL = 56, 83, 248
+# OpGroupNonUniformElect .. OpGroupNonUniformQuadSwap: every subgroup operation naga 29 reads
+_OP_GROUP_NON_UNIFORM = range(333, 367)
+
+
+def for_naga(spirv: bytes) -> bytes:
+    """The module with every operand of a subgroup operation that is computed in another block copied, with
+    `OpCopyObject`, into the operation's block (the module itself, byte for byte, when it has no such operand)."""
+    header, instructions = spirv_tools.parse(spirv)
+    block_of, type_of = _definitions(instructions)
+    bound = header[3]
+    copies: dict[tuple[int, int], int] = {}    # (block, value) -> the value's copy in that block
+    out: list[tuple[int, ...]] = []
+    block = 0
+    for instruction in instructions:
+        block = instruction.result_id if instruction.opcode == _OP_LABEL else block
+        words = instruction.words
+        if instruction.opcode in _OP_GROUP_NON_UNIFORM:
+            words = list(words)
+            for offset in instruction.id_operands:
+                value = words[offset]
+                if block_of.get(value, block) == block:
+                    continue            # a constant, a global or a parameter, or a value of this very block
+                if (block, value) not in copies:
+                    copies[block, value] = bound
+                    out.append((4 << 16 | _OP_COPY_OBJECT, type_of[value], bound, value))
+                    bound += 1
+                words[offset] = copies[block, value]
+        out.append(tuple(words))
+    if not copies:
+        return spirv
+    rewritten = spirv_tools.assemble((*header[:3], bound, *header[4:]), out)
+    spirv_tools.validate(rewritten)
+    return rewritten
+
+
+def _definitions(instructions: list[spirv_tools.Instruction]) -> tuple[dict[int, int], dict[int, int]]:
+    """For each value computed in a function's block: that block's label, and the value's type."""
+    block_of, type_of = {}, {}
+    block = 0
+    for instruction in instructions:
+        if instruction.opcode == _OP_LABEL:
+            block = instruction.result_id
+        elif instruction.opcode == _OP_FUNCTION_END:
+            block = 0
+        elif block and instruction.result_id:
+            block_of[instruction.result_id] = block
+            type_of[instruction.result_id] = instruction.type_id
+    return block_of, type_of
