@@ -25,8 +25,10 @@ from . import spirv_tools
 
 # SPIR-V opcodes (the SPIR-V specification, 3.52)
 _OP_FUNCTION_END, _OP_COPY_OBJECT, _OP_LABEL = 56, 83, 248
-# OpGroupNonUniformElect .. OpGroupNonUniformQuadSwap: every subgroup operation naga 29 reads
-_OP_GROUP_NON_UNIFORM = range(333, 367)
+# The instructions whose operands naga 29 reads without spilling them: every subgroup operation
+# (OpGroupNonUniformElect .. OpGroupNonUniformQuadSwap) and every atomic (OpAtomicLoad .. OpAtomicXor, and the
+# float atomics OpAtomicFMinEXT, OpAtomicFMaxEXT, OpAtomicFAddEXT)
+_READ_WITHOUT_SPILL = frozenset((*range(333, 367), *range(227, 243), 5614, 5615, 6035))
 
 
 def for_naga(spirv: bytes) -> bytes:
@@ -41,7 +43,7 @@ def for_naga(spirv: bytes) -> bytes:
     for instruction in instructions:
         block = instruction.result_id if instruction.opcode == _OP_LABEL else block
         words = instruction.words
-        if instruction.opcode in _OP_GROUP_NON_UNIFORM:
+        if instruction.opcode in _READ_WITHOUT_SPILL:
             words = list(words)
             for offset in instruction.id_operands:
                 value = words[offset]
