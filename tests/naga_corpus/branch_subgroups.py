@@ -84,7 +84,7 @@ def reduce_inside_a_loop(y: MutBuf[f32], x: Buf[f32], rounds: u32):
     """A subgroup operation in a loop body on the loop-carried value (a phi of the loop header)."""
     lid = local_id().x
     v = x[lid]
-    for r in range(rounds):
+    for _round in range(rounds):
         v = subgroup_add(v) * 0.5 + v
     y[lid] = v
 
