@@ -261,12 +261,13 @@ def compile_all(jobs: list[Job], options: Options, cache: Cache, progress: bool,
 
 
 def _compile_one(job: Job, kind: str, options: Options) -> bytes:
-    from .toolchains import ToolchainError, ToolchainMissing, glslang, nvrtc, spirv_tools
+    from .toolchains import ToolchainError, ToolchainMissing, glslang, naga, nvrtc, spirv_tools
     try:
         if kind == "spirv":
             spirv = spirv_tools.strip_relaxed_precision(glslang.compile_glsl(job.sources["glsl"]))
             spirv_tools.validate(spirv)
-            return spirv_tools.optimize(spirv) if options.optimize else spirv
+            # naga.for_naga: the optimizer's SSA form has a shape that wgpu-native 29's naga panics on
+            return naga.for_naga(spirv_tools.optimize(spirv) if options.optimize else spirv)
         return nvrtc.compile_cuda(job.sources["cuda"], name=job.kernel.name, arch=options.cuda_arch).encode()
     except ToolchainMissing as e:
         raise ToolchainNotInstalled(f"cannot compile kernel {job.kernel.name} to {kind}: {e.summary}", e.tool) from None

