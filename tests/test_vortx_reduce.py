@@ -198,3 +198,14 @@ def test_errors_name_the_operation_and_shapes(dev):
         vx.zeros(4, vx.f16, device=dev).sqnorm()
     with pytest.raises(ValueError, match=r"vortx.reduce: unknown reduction 'mean'"):
         reduce(a, "mean")
+
+
+def test_the_tuning_sweep_runs_and_restores_the_defaults(capsys):
+    import benchmarks.reduce_sweep
+
+    before = vars(TUNING).copy()
+    assert benchmarks.reduce_sweep.main(["--backend", "cpu", "--elements", "8192", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert vars(TUNING) == before
+    assert len(re.findall(r" best +\d+ at \d+\.\d\dx of the buffer copy", out)) == len(benchmarks.reduce_sweep.SHAPES)
+    assert re.search(r"Tuning\(groups=\d+, per_thread=\d+, axis_groups=\d+\)", out), out
