@@ -1,6 +1,8 @@
 """vortx reductions against numpy on every backend: sum, prod, min, max and sqnorm of f32, i32 and u32 tensors,
 whole or along an axis, with keepdims, over views that are read in place (transposed, sliced, strided,
-broadcast) or copied first, at odd sizes, sizes that take several passes, and empty ones; and their errors."""
+broadcast) or copied first, at odd sizes, sizes that take several passes, and empty ones; and their errors. The
+planner's default choices, and choices that cut every axis into many short pieces (many passes, a thread per
+row, a piece per few threads), must give the same results."""
 
 from __future__ import annotations
 
@@ -12,15 +14,27 @@ from cases.vortx_reduce import values
 
 import vortx as vx
 from vortx.devices import Device
-from vortx.reduce import OPS, reduce
+from vortx.reduce import OPS, REDUCE_AXIS, REDUCE_ROWS, TUNING, Tuning, plan, reduce
 
 DTYPES = {"f32": np.float32, "i32": np.int32, "u32": np.uint32}
 UFUNC = {"sum": np.add, "prod": np.multiply, "min": np.minimum, "max": np.maximum, "sqnorm": np.add}
 
 
+# the defaults, and a plan that cuts everything it can: pieces of one step, a pass per 64 partials
+PLANS = {"default": Tuning(), "many pieces": Tuning(groups=1 << 20, axis_groups=1 << 20, per_thread=2, min_split=1)}
+
+
 @pytest.fixture
 def dev(backend) -> Device:
     return vx.device(backend.name)
+
+
+@pytest.fixture(params=PLANS)
+def planned(request, monkeypatch) -> str:
+    """Reductions under each plan of PLANS (the planner reads the fields of TUNING)."""
+    for name, value in vars(PLANS[request.param]).items():
+        monkeypatch.setattr(TUNING, name, value)
+    return request.param
 
 
 def data(shape: tuple[int, ...], t: str, op: str, seed: int = 0) -> np.ndarray:
@@ -54,7 +68,7 @@ SHAPES = [((1,), None), ((7,), None), ((7,), 0), ((4097,), None), ((3, 5), None)
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("t", DTYPES)
-def test_reductions_match_numpy(dev, t, op):
+def test_reductions_match_numpy(dev, planned, t, op):
     for shape, axis in SHAPES:
         x = data(shape, t, op)
         check(vx.tensor(x, device=dev), x, op, axis)
@@ -64,7 +78,7 @@ def test_reductions_match_numpy(dev, t, op):
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_views_in_place_and_copied(dev, op):
+def test_views_in_place_and_copied(dev, planned, op):
     for t in ("f32", "i32"):
         x = data((6, 8, 300), t, op)
         base = vx.tensor(x, device=dev)
@@ -82,21 +96,59 @@ def test_views_in_place_and_copied(dev, op):
 
 
 @pytest.mark.parametrize("t", DTYPES)
-def test_sizes_over_several_passes(dev, t):
+def test_sizes_over_several_passes(dev, planned, t):
     x = data((10**6 + 3,), t, "sum")
-    check(vx.tensor(x, device=dev), x, "sum")                 # 245 pieces, then one
+    check(vx.tensor(x, device=dev), x, "sum")                 # 489 pieces, then one
     check(vx.tensor(x, device=dev)[::3], x[::3], "max")       # a strided run
     y = data((2, 20_000, 3), t, "sqnorm")
-    check(vx.tensor(y, device=dev), y, "sqnorm", 1)           # 157 pieces per column, then 2, then 1
+    check(vx.tensor(y, device=dev), y, "sqnorm", 1)
     z = data((3, 100_001), t, "min")
     check(vx.tensor(z, device=dev), z, "min", 1)
 
 
+# rows of every length class (a thread per row, a few threads, a workgroup, pieces), primes and 2^k +- 1, and
+# inner sizes below, at and past a tile of 32
+EDGE_ROWS = [(1, 1), (5, 1), (3, 2), (1000, 7), (17, 63), (4096, 64), (9, 65), (2, 1023), (3, 1024), (1, 1025),
+             (2, 4097), (1, 65_537), (1, 131_071)]
+EDGE_AXES = [(1, 2), (7, 31), (64, 32), (3, 33), (129, 5), (1025, 3), (2, 4097)]
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("t", DTYPES)
+def test_edge_sizes(dev, planned, t, op):
+    for rows, n in EDGE_ROWS:
+        if t == "f32" and op == "prod" and n > 5000:
+            continue                    # a product of that many factors in [0.9, 1.1] underflows f32
+        x = data((rows, n), t, op)
+        check(vx.tensor(x, device=dev), x, op, 1)
+        if rows == 1:
+            check(vx.tensor(x, device=dev), x, op)
+    for n, inner in EDGE_AXES:
+        x = data((2, n, inner), t, op)
+        check(vx.tensor(x, device=dev), x, op, 1)
+
+
+def test_plans_of_the_benchmarked_shapes():
+    """The shapes of benchmarks/vortx_ops with the default tuning: a full reduction in two passes, rows of 64 and
+    1024 and columns in one, with about 8 elements per thread for short rows."""
+    n = 1 << 24
+    family, chunks, piece, lane_bits, groups = plan(1, n, 1, Tuning())
+    assert (family, chunks, piece * chunks >= n, groups) == (REDUCE_ROWS, TUNING.groups, True, TUNING.groups)
+    assert plan(1, chunks, 1, Tuning())[1] == 1
+    assert plan(n // 64, 64, 1, Tuning()) == (REDUCE_ROWS, 1, 64, 3, n // 64 // 32)
+    assert plan(n // 1024, 1024, 1, Tuning()) == (REDUCE_ROWS, 1, 1024, 7, n // 1024 // 2)
+    family, chunks, piece, _, groups = plan(1, 1024, n // 1024, Tuning())
+    assert family is REDUCE_AXIS and groups >= TUNING.axis_groups and chunks * piece >= 1024
+    assert plan(1, chunks, n // 1024, Tuning())[1] == 1
+
+
 @pytest.mark.slow
-def test_grids_past_65535_workgroups(dev):
+def test_grids_past_65535_workgroups(dev, monkeypatch):
     """WebGPU dispatches at most 65,535 workgroups along x; the runtime folds larger grids (docs/IR.md, ABI)."""
+    monkeypatch.setattr(TUNING, "per_thread", 1)             # a thread per element: a workgroup per row of 256
     x = data((65_600, 256), "i32", "sum")
-    check(vx.tensor(x, device=dev), x, "sum", 1)              # a workgroup per row
+    assert plan(65_600, 256, 1)[-1] == 65_600
+    check(vx.tensor(x, device=dev), x, "sum", 1)
     y = data((2, 2_100_000), "i32", "max")
     check(vx.tensor(y, device=dev), y, "max", 0)              # 65,625 tiles of 32 inner indices
 
@@ -148,3 +200,14 @@ def test_errors_name_the_operation_and_shapes(dev):
         vx.zeros(4, vx.f16, device=dev).sqnorm()
     with pytest.raises(ValueError, match=r"vortx.reduce: unknown reduction 'mean'"):
         reduce(a, "mean")
+
+
+def test_the_tuning_sweep_runs_and_restores_the_defaults(capsys):
+    import benchmarks.reduce_sweep
+
+    before = vars(TUNING).copy()
+    assert benchmarks.reduce_sweep.main(["--backend", "cpu", "--elements", "8192", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert vars(TUNING) == before
+    assert len(re.findall(r" best +\d+ at \d+\.\d\dx of the buffer copy", out)) == len(benchmarks.reduce_sweep.SHAPES)
+    assert re.search(r"Tuning\(groups=\d+, per_thread=\d+, axis_groups=\d+\)", out), out

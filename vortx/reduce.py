@@ -2,9 +2,10 @@
 
 The kernels (shaders/vortx/reduce.py) reduce a strided view seen as (outer, n, inner) along `n`: a pass cuts `n`
 into pieces and writes one partial per piece, and `reduce` repeats passes over the partials until one piece is
-left, so any length works (a pass reduces rows of up to 1024 elements at once, divides longer runs by 4096, and
-divides the reduced axis by 128 across inner indices). Views
-are read in place when their dimensions merge into that form, and copied to contiguous memory first otherwise.
+left, so any length works. A pass cuts rows into pieces only when whole rows would give the device fewer than
+`TUNING.groups` workgroups: a full reduction is two passes (about that many partials, then one), a reduction of
+many rows or columns one. Views are read in place when their dimensions merge into that form, and copied to
+contiguous memory first otherwise.
 
 Integer sums and products wrap around (mod 2^32), as numpy's do in the tensor's own dtype. Empty reductions give
 0 for sum and sqnorm, 1 for prod; min and max of nothing raise ValueError, as in numpy.
@@ -12,11 +13,12 @@ Integer sums and products wrap around (mod 2^32), as numpy's do in the tensor's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from khal_runtime import Family, workgroups
-from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, REDUCE_RUN, Axis
-from shaders.vortx.reduce import AXIS_CHUNK, OP, ROW_CHUNK, ROWS, RUN_CHUNK, TILE, WORKGROUP
+from shaders._generated.vortx.reduce import REDUCE_AXIS, REDUCE_ROWS, Axis
+from shaders.vortx.reduce import LANES, LOADS, MAX_LANE_BITS, OP, TILE, WORKGROUP
 
 from .ops import ShapeError, fill, numeric
 
@@ -26,6 +28,19 @@ if TYPE_CHECKING:
 OPS = OP.values                 # ("sum", "prod", "min", "max", "sqnorm")
 
 Dim = tuple[int, int]       # (size, stride in elements)
+
+
+@dataclass
+class Tuning:
+    """The planner's run-time choices (`benchmarks/reduce_sweep.py` times alternatives on a device)."""
+
+    groups: int = 2048              # workgroups a pass of reduce_rows should give the device before it cuts rows
+    axis_groups: int = 2048         # the same for reduce_axis
+    per_thread: int = 8             # elements per thread that set how many threads share a short row
+    min_split: int = 1 << 16        # the fewest elements of a pass that is cut into pieces
+
+
+TUNING = Tuning()
 
 
 def reduce(t: Tensor, op: str, axis: int | None = None, keepdims: bool = False) -> Tensor:
@@ -89,9 +104,9 @@ def _view(t: Tensor, axis: int | None) -> tuple[Dim, Dim, Dim] | None:
     outer, inner = _merge(dims[:axis]), _merge(dims[axis + 1:])
     if outer is None or inner is None:
         return None
-    if inner[0] == 1 and outer[0] > 1 and (outer[1] < dims[axis][1] or dims[axis][0] < WORKGROUP):
-        # the outputs lie closer together than the elements of one (a transposed view), or there are fewer
-        # elements per output than a workgroup of the run kernel has threads: a thread per output instead
+    if inner[0] == 1 and outer[0] > 1 and outer[1] < dims[axis][1]:
+        # the outputs lie closer together than the elements of one (a transposed view): consecutive threads take
+        # consecutive outputs, so that their loads coalesce
         return (1, 0), dims[axis], outer
     return outer, dims[axis], inner
 
@@ -101,10 +116,10 @@ def _passes(out: Tensor, op: str, src: Tensor, outer: Dim, reduced: Dim, inner: 
     (n_outer, s_outer), (n, s_n), (n_inner, s_inner) = outer, reduced, inner
     device, dtype, offset = out.device, out.dtype, src.offset
     while True:
-        family, chunks, groups = _plan(n_outer, n, n_inner)
+        family, chunks, piece, lane_bits, groups = plan(n_outer, n, n_inner)
         dst = out if chunks == 1 else device.empty((n_outer * chunks * n_inner,), dtype)
-        device.dispatch(family.pick(T=dtype.ir, OP=op), workgroups(groups), dst.buffer,
-                        src.buffer, Axis(n_outer, n, n_inner, offset, s_outer, s_n, s_inner, chunks))
+        device.dispatch(family.pick(T=dtype.ir, OP=op), workgroups(groups), dst.buffer, src.buffer,
+                        Axis(n_outer, n, n_inner, offset, s_outer, s_n, s_inner, chunks, piece, lane_bits))
         if chunks == 1:
             return out
         # next, the (outer, chunks, inner) partials; those of a squared norm are sums of squares, to be added
@@ -112,12 +127,30 @@ def _passes(out: Tensor, op: str, src: Tensor, outer: Dim, reduced: Dim, inner: 
         op = "sum" if op == "sqnorm" else op
 
 
-def _plan(n_outer: int, n: int, n_inner: int) -> tuple[Family, int, int]:
-    """The kernel family of a pass, how many pieces it cuts `n` into, and how many workgroups it takes."""
+def plan(n_outer: int, n: int, n_inner: int, tuning: Tuning = TUNING) -> tuple[Family, int, int, int, int]:
+    """One pass: the kernel family, how many pieces it cuts `n` into, their length, log2 of the threads that share
+    a piece (reduce_rows), and how many workgroups it takes."""
+    # a pass of fewer elements than min_split is not cut: its partials would cost one more pass
+    cut = n_outer * n * n_inner >= tuning.min_split
     if n_inner > 1:
-        chunks = max(1, -(-n // AXIS_CHUNK))
-        return REDUCE_AXIS, chunks, n_outer * chunks * -(-n_inner // TILE)
-    if n <= ROW_CHUNK:
-        return REDUCE_ROWS, 1, -(-n_outer // ROWS)
-    chunks = -(-n // RUN_CHUNK)
-    return REDUCE_RUN, chunks, n_outer * chunks
+        per_chunk = n_outer * _ceil(n_inner, TILE)
+        chunks, piece = _pieces(n, LANES * LOADS, _ceil(tuning.axis_groups, per_chunk) if cut else 1)
+        return REDUCE_AXIS, chunks, piece, 0, per_chunk * chunks
+    # enough threads per row that each combines about `per_thread` elements, up to a workgroup per row
+    lane_bits = min(MAX_LANE_BITS, (_ceil(n, tuning.per_thread) - 1).bit_length())
+    cut = cut and lane_bits == MAX_LANE_BITS
+    chunks, piece = _pieces(n, WORKGROUP * LOADS, _ceil(tuning.groups, n_outer) if cut else 1)
+    return REDUCE_ROWS, chunks, piece, lane_bits, _ceil(n_outer * chunks, WORKGROUP >> lane_bits)
+
+
+def _pieces(n: int, step: int, wanted: int) -> tuple[int, int]:
+    """`n` cut into at most `wanted` pieces whose length is a multiple of `step`: (count, length)."""
+    chunks = min(wanted, _ceil(n, step))
+    if chunks <= 1:
+        return 1, n
+    piece = _ceil(_ceil(n, chunks), step) * step
+    return _ceil(n, piece), piece
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
