@@ -70,7 +70,8 @@ def call_helper(builder: KernelBuilder, caller: ExpressionLowering, call: ast.Ca
             body = lowering.body()
         except KernelCompileError as e:
             # the same helper may compile for one caller and not another: say which call failed
-            e.context = e.context or f"in {fn.name}, called from {caller.module.source.display}:{call.lineno}"
+            e.context = e.context or (f"in {fn.name}, called from {caller.module.source.display}:{call.lineno} "
+                                      f"(kernel {builder.fn.name})")
             raise
         finally:
             builder.in_progress.pop()

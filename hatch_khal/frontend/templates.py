@@ -151,7 +151,8 @@ def _instance_note(fn: Function, env: Env, compiled: list[ir.Kernel]) -> Note:
     key, instance = next(((k, c) for c in compiled for k in values if differs_only_in(k, c.template)),
                          (next(k for k in values if compiled[0].template.get(k) != values[k]), compiled[0]))
     return Note(f"{where}; {instance.name} compiles. Code that only some instances accept goes under a compile-time "
-                f"`if {key} == {texts[key]}:` (or `!=`), which compiles only the branch taken")
+                f"`if {key} == {texts[key]}:` (or `!=`), which compiles only the branch taken, or the instances that "
+                f"cannot have it are left out: @kernel(..., exclude={key} == {texts[key]})")
 
 
 def _source_text(value: Value) -> str:

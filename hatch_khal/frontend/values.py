@@ -192,6 +192,8 @@ def describe(value: Value) -> str:
         return f"the function {value.name}"
     if type(value).__name__ == "Foreign":
         return value.what
+    if getattr(value, "kernel", None) is not None:
+        return f"the kernel {value.name}"
     kind = {"Vocab": "the built-in", "Function": "the function", "Struct": "the struct", "ModuleRef": "the module"}
     name = getattr(value, "name", "")
     return f"{kind.get(type(value).__name__, type(value).__name__)} {name}".rstrip()
