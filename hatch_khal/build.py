@@ -196,9 +196,9 @@ def build_package(root: Path, package: str, options: Options, cache: Cache, prog
             artifacts[kind] = (path, data)
             files[f"{out}/{path}"] = data
         entries.append(manifest.entry(job.module, job.kernel, artifacts))
-    files[f"{out}/manifest.json"] = manifest.render(package, entries)
+    files[f"{out}/manifest.json"] = manifest.render(package, entries, manifest.exclusions(modules.exclusions))
     for module, kernels in modules.items():
-        py, pyi = bindings.render_module(generated, module, kernels)
+        py, pyi = bindings.render_module(generated, module, kernels, modules.exclusions.get(module, []))
         path = f"{out}/{module.replace('.', '/')}"
         files[path + ".py"], files[path + ".pyi"] = py.encode(), pyi.encode()
     names = sorted(modules)

@@ -1,18 +1,24 @@
 """The manifest: what the runtime needs to know about every kernel instance, without reading its source.
 
 Entry points, the binding and push-constant layouts, the CUDA argument layout, the workgroup size, the device
-features the kernel needs, and the sha256 of each artifact (checked when the runtime loads it).
+features the kernel needs, and the sha256 of each artifact (checked when the runtime loads it). Beside the kernels,
+`excluded` lists, per template kernel with an `exclude=` condition, the combinations of template values that it
+left out (the generated `Family` refuses them with the condition in its message).
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from khal_runtime import ir
 
 from . import abi
 from .lock import sha256
 from .render.names import template_text
+
+if TYPE_CHECKING:
+    from .frontend import Exclusion
 
 MANIFEST_VERSION = 1
 
@@ -92,7 +98,19 @@ def entry(module: str, kernel: ir.Kernel, artifacts: dict[str, tuple[str, bytes]
     }
 
 
-def render(package: str, entries: list[dict]) -> bytes:
+def family_id(module: str, function: str) -> str:
+    """A template kernel's name in the package, for its family: "vortx.elementwise.binary"."""
+    return f"{module}.{function}"
+
+
+def exclusions(by_module: dict[str, list[Exclusion]]) -> dict[str, dict]:
+    """The manifest's `excluded`: per template kernel with an `exclude=` condition, by family id."""
+    return {family_id(module, e.function): {"condition": e.condition, "source": e.source, "line": e.line,
+                                            "instances": e.instances}
+            for module, found in sorted(by_module.items()) for e in found}
+
+
+def render(package: str, entries: list[dict], excluded: dict[str, dict] | None = None) -> bytes:
     doc = {"khal_manifest": MANIFEST_VERSION, "package": package,
-           "kernels": {e["id"]: e for e in entries}}
+           "kernels": {e["id"]: e for e in entries}, "excluded": excluded or {}}
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()

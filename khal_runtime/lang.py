@@ -100,8 +100,10 @@ def array(elem: type[T], *shape: int) -> Array[T]:
 
 # --- declarations -------------------------------------------------------------------------------------------------
 
-def kernel(*, workgroup_size: tuple[int, ...]) -> Callable[[F], F]:
-    """Marks a kernel entry point. `workgroup_size` has one to three compile-time dimensions."""
+def kernel(*, workgroup_size: tuple[int, ...], exclude: Any = False) -> Callable[[F], F]:
+    """Marks a kernel entry point. `workgroup_size` has one to three compile-time dimensions. `exclude` is a
+    compile-time condition on the templates (`exclude=T != f32 and OP in (div, pow)`): the instances for which it
+    holds are not generated (the compiler evaluates it per instance; its value here means nothing)."""
     def mark(fn: F) -> F:
         fn.__khal_kernel__ = {"workgroup_size": workgroup_size}  # type: ignore[attr-defined]
         return fn
@@ -131,6 +133,20 @@ class template:
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _derived
     __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = _derived
     __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = __and__ = __rand__ = __or__ = __ror__ = _derived
+
+
+class Helper:
+    """A helper's compile-time parameter that takes a function: another helper, a math intrinsic (`exp`, `max`) or
+    a type (a cast): `def map_elements(out: MutBuf[f32], a: Buf[f32], op: Helper)`, called
+    `map_elements(out, a, silu)`. The helper is compiled once per function it is given."""
+
+    def __call__(self, *args: Any) -> Any:
+        raise _outside("a Helper parameter")
+
+
+class Const(Generic[T]):
+    """A helper's compile-time parameter of a scalar type: `def tile(x: Buf[f32], n: Const[u32])` takes a literal,
+    a constant or a template, and the helper is compiled once per value (an `if` on it compiles one branch)."""
 
 
 def static_range(*bounds: int) -> range:
@@ -257,6 +273,7 @@ __all__ = [
     "struct", "template", "static_range", "require", "bitcast", "global_id", "local_id", "workgroup_id",
     "num_workgroups", "workgroup_size", "local_index", "subgroup_size", "subgroup_invocation_id", "subgroup_id",
     "num_subgroups",
+    "Helper", "Const",
     "barrier", "storage_barrier", "sqrt", "rsqrt", "exp", "exp2", "log", "log2", "sin", "cos", "tan", "tanh",
     "floor", "ceil", "trunc", "fma", "clamp", "isnan", "isinf", "count_ones", "leading_zeros", "trailing_zeros",
     "extract_bits", "insert_bits", "half_to_f32", "f32_to_half", "unpack_half2x16", "pack_half2x16",

@@ -1,10 +1,12 @@
 """Invalid kernels, each with the message the compiler must give. The line marked `# <-` is where the error is.
 
 Every source is compiled as module `m` of a fresh shader package `pkg`, after PRELUDE. INVALID is the whole
-corpus: the type and value errors below, the Python that kernels cannot use (frontend_cases_unsupported.py) and
-the declarations that are wrong (frontend_cases_declarations.py).
+corpus: the type and value errors below, the Python that kernels cannot use (frontend_cases_unsupported.py),
+the declarations that are wrong (frontend_cases_declarations.py) and the misused compile-time arguments and
+`exclude=` conditions (frontend_cases_compile_time.py).
 """
 
+from frontend_cases_compile_time import COMPILE_TIME_ERRORS
 from frontend_cases_declarations import DECLARATION_ERRORS
 from frontend_cases_unsupported import UNSUPPORTED_PYTHON
 
@@ -154,4 +156,4 @@ def k(a: MutBuf[f32]):
 """, "a local cannot hold the built-in shared"),
 ]
 
-INVALID = TYPE_ERRORS + UNSUPPORTED_PYTHON + DECLARATION_ERRORS
+INVALID = TYPE_ERRORS + UNSUPPORTED_PYTHON + DECLARATION_ERRORS + COMPILE_TIME_ERRORS

@@ -74,7 +74,8 @@ def pip_wheel(project: Path, pythonpath: tuple[Path, ...] = ()) -> subprocess.Co
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, (ROOT, *pythonpath))),
                KHAL_CACHE_DIR=str(project / "cache"))
     return subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                           "-w", str(project / "dist"), str(project)], capture_output=True, text=True, env=env)
+                           "-w", str(project / "dist"), str(project)], capture_output=True, env=env,
+                          encoding="utf-8")     # pip writes UTF-8 (a ×), whatever locale NVRTC left this process in
 
 
 def failure_lines(done: subprocess.CompletedProcess) -> list[str]:

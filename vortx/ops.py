@@ -11,24 +11,18 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from khal_runtime import Family, workgroups
-from khal_runtime.lang import f16, f32, i32, u32
+from khal_runtime.lang import SCALAR_TYPES, f16, f32, i32
 from shaders._generated.vortx.elementwise import (
     BINARY,
-    BINARY_FLOAT,
-    BINARY_FLOAT_SCALAR,
     BINARY_SCALAR,
     CONVERT,
     FILL,
-    UNARY_FLOAT,
-    UNARY_INT,
+    UNARY,
     UPDATE,
-    UPDATE_FLOAT,
-    UPDATE_FLOAT_SCALAR,
     UPDATE_SCALAR,
     Strided,
 )
 from shaders._generated.vortx.transpose import TRANSPOSE_TILES, Tiles
-from shaders.vortx import elementwise
 from shaders.vortx.elementwise import PER_THREAD
 from shaders.vortx.transpose import TILE
 
@@ -36,11 +30,7 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 MAX_RANK = 4
-ARITH = elementwise.ARITH.values                 # f32, i32 and u32
-FLOAT_OPS = elementwise.FLOAT_OP.values          # f32 only
-FLOAT_UNARY = elementwise.UNARY.values
-INT_UNARY = elementwise.INT_UNARY.values
-NUMERIC = elementwise.T.values                   # types with arithmetic (f32, i32, u32); f16 is for storage
+NUMERIC = tuple(SCALAR_TYPES[t] for t in BINARY.params["T"])     # types with arithmetic; f16 is for storage
 
 
 class ShapeError(ValueError):
@@ -150,51 +140,48 @@ def dispatch(family: Family, out: Tensor, *args: Any, a: Tensor | None = None, b
 def binary(op: str, a: Tensor, b: Any, reverse: bool = False) -> Tensor:
     """`a op b` (`b op a` when `reverse`) for a tensor `a` and a tensor or number `b`, in a new tensor."""
     from .tensor import Tensor
+    types = element_types(BINARY, OP=op)
     if isinstance(b, Tensor):
         if reverse:
             a, b = b, a
-        dtype = numeric(op, a, b, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+        dtype = numeric(op, a, b, types=types)
         same_device(op, a, b)
         out = a.device.empty(broadcast_shapes(op, a.shape, b.shape), dtype)
-        return dispatch(BINARY_FLOAT if op in FLOAT_OPS else BINARY, out, a=a, b=b, **_op(op, dtype))
-    dtype = numeric(op, a, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+        return dispatch(BINARY, out, a=a, b=b, T=dtype.ir, OP=op)
+    dtype = numeric(op, a, types=types)
     s = scalar_value(op, b, dtype)
     out = a.device.empty(a.shape, dtype)
-    family = BINARY_FLOAT_SCALAR if op in FLOAT_OPS else BINARY_SCALAR
-    return dispatch(family, out, s, a=a, after=(reverse,), **_op(op, dtype))
+    return dispatch(BINARY_SCALAR, out, s, a=a, after=(reverse,), T=dtype.ir, OP=op)
 
 
 def update(op: str, x: Tensor, b: Any) -> Tensor:
     """`x op= b` in place (x may be a view)."""
     from .tensor import Tensor
     name = f"{op}_"
+    types = element_types(UPDATE, OP=op)
     if isinstance(b, Tensor):
-        dtype = numeric(name, x, b, types=(f32,) if op in FLOAT_OPS else NUMERIC)
+        dtype = numeric(name, x, b, types=types)
         same_device(name, x, b)
         if broadcast_shapes(name, x.shape, b.shape) != x.shape:
             raise ShapeError(f"vortx.{name}: a tensor of shape {x.shape} cannot be updated in place with one of "
                              f"shape {b.shape}")
-        return dispatch(UPDATE_FLOAT if op in FLOAT_OPS else UPDATE, x, b=b, **_op(op, dtype))
-    dtype = numeric(name, x, types=(f32,) if op in FLOAT_OPS else NUMERIC)
-    family = UPDATE_FLOAT_SCALAR if op in FLOAT_OPS else UPDATE_SCALAR
-    return dispatch(family, x, scalar_value(name, b, dtype), **_op(op, dtype))
-
-
-def _op(op: str, dtype: type) -> dict[str, str]:
-    """The template values of an operation's kernel: the f32-only families are over FLOAT_OP alone, the others
-    over ARITH and the element type T."""
-    return {"FLOAT_OP": op} if op in FLOAT_OPS else {"ARITH": op, "T": dtype.ir}
+        return dispatch(UPDATE, x, b=b, T=dtype.ir, OP=op)
+    dtype = numeric(name, x, types=types)
+    return dispatch(UPDATE_SCALAR, x, scalar_value(name, b, dtype), T=dtype.ir, OP=op)
 
 
 def unary(op: str, a: Tensor) -> Tensor:
-    if a.dtype is f32:
-        if op not in FLOAT_UNARY:
-            raise ValueError(f"vortx: unknown operation {op!r}")
-        return dispatch(UNARY_FLOAT, a.device.empty(a.shape, f32), a=a, UNARY=op)
-    if op not in INT_UNARY:
-        numeric(op, a, types=(f32,))
-    dtype = numeric(op, a, types=(i32, u32))
-    return dispatch(UNARY_INT, a.device.empty(a.shape, dtype), a=a, INT=dtype.ir, INT_UNARY=op)
+    dtype = numeric(op, a, types=element_types(UNARY, FN=op))
+    return dispatch(UNARY, a.device.empty(a.shape, dtype), a=a, T=dtype.ir, FN=op)
+
+
+def element_types(family: Family, **template: str) -> tuple[type, ...]:
+    """The element types of the operation's instances: f32 alone for those that the kernels' `exclude=` keeps from
+    the integer types (division, powers, transcendentals)."""
+    op = next(iter(template.values()))
+    if op not in family.params[next(iter(template))]:
+        raise ValueError(f"vortx: unknown operation {op!r}")
+    return tuple(SCALAR_TYPES[t] for t in family.values("T", **template))
 
 
 def convert(a: Tensor, dtype: type, out: Tensor | None = None) -> Tensor:

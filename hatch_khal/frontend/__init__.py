@@ -1,6 +1,7 @@
 """The front end: shader modules (Python source, read with `ast`) to IR kernels.
 
     kernels = compile_package(Path("."), "shaders")     # {"examples.add_assign": [ir.Kernel, ...], ...}
+    kernels.exclusions                                  # {"vortx.elementwise": [Exclusion, ...], ...}
 """
 
 from __future__ import annotations
@@ -11,24 +12,39 @@ from khal_runtime import ir
 
 from .diagnostics import KernelCompileError
 from .package import ShaderPackage
-from .templates import compile_kernel
+from .templates import Exclusion, compile_kernel
 
-__all__ = ["KernelCompileError", "compile_package", "compile_module"]
+__all__ = ["Compiled", "Exclusion", "KernelCompileError", "compile_package", "compile_module"]
 
 
-def compile_module(package: ShaderPackage, name: str) -> list[ir.Kernel]:
+class Compiled(dict[str, list[ir.Kernel]]):
+    """Every kernel instance of a shader package, by module (modules without kernels are left out), and in
+    `exclusions` the instances that kernels' `exclude=` conditions left out, by module."""
+
+    def __init__(self, kernels: dict[str, list[ir.Kernel]], exclusions: dict[str, list[Exclusion]]):
+        super().__init__(kernels)
+        self.exclusions = exclusions
+
+
+def compile_module(package: ShaderPackage, name: str) -> tuple[list[ir.Kernel], list[Exclusion]]:
     module = package.module(name)
     if module is None:
         raise FileNotFoundError(f"no shader module {name!r} in {package.directory}")
-    return [k for fn in module.kernels for k in compile_kernel(package, fn)]
+    kernels, exclusions = [], []
+    for fn in module.kernels:
+        instances, exclusion = compile_kernel(package, fn)
+        kernels += instances
+        exclusions += [exclusion] if exclusion else []
+    return kernels, exclusions
 
 
-def compile_package(root: Path, package: str) -> dict[str, list[ir.Kernel]]:
-    """Every kernel instance of a shader package, by module (modules without kernels are left out)."""
+def compile_package(root: Path, package: str) -> Compiled:
     shaders = ShaderPackage(root, package)
-    out = {}
+    kernels, exclusions = {}, {}
     for name in shaders.module_names():
-        kernels = compile_module(shaders, name)
-        if kernels:
-            out[name] = kernels
-    return out
+        instances, excluded = compile_module(shaders, name)
+        if instances:
+            kernels[name] = instances
+        if excluded:
+            exclusions[name] = excluded
+    return Compiled(kernels, exclusions)

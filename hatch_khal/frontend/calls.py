@@ -8,10 +8,11 @@ import ast
 
 from khal_runtime import ir
 
-from .package import Function, Struct, Vocab
+from .package import Function, Struct, Vocab, callee_arity_error
 from .refusals import NON_FINITE, float_of_string
 from .values import (
     BuiltinVec,
+    Callee,
     Comptime,
     MemRef,
     Multi,
@@ -46,6 +47,11 @@ class CallLowering:
         if refused:
             raise refused
         fn = self.expr(node.func)
+        if isinstance(fn, Callee):          # a Helper parameter or a template of functions: the function it is here
+            refused = callee_arity_error(fn, node, self.module)
+            if refused:
+                raise refused
+            fn = fn.target
         if node.keywords:
             raise self.error(node.keywords[0], "keyword arguments are not supported in kernel calls")
         if any(isinstance(a, ast.Starred) for a in node.args):

@@ -15,7 +15,7 @@ from khal_runtime import ir
 from .calls import CallLowering
 from .diagnostics import Note
 from .operators import OperatorLowering
-from .package import Constant, Foreign, Function, ModuleRef, Struct, Template, Vocab
+from .package import Constant, Foreign, Function, ModuleRef, Struct, Template, Vocab, callee
 from .refusals import math_refusal
 from .values import (
     BuiltinVec,
@@ -138,8 +138,9 @@ class ExpressionLowering(OperatorLowering, CallLowering):
 
     def expr_Tuple(self, node: ast.Tuple) -> Value:
         items = [self.expr(e) for e in node.elts]
-        if all(isinstance(i, (Comptime, TypeName)) for i in items):
-            return Comptime(tuple(i.value if isinstance(i, Comptime) else i for i in items))
+        functions = [callee(i) for i in items]
+        if all(isinstance(i, (Comptime, TypeName)) or f is not None for i, f in zip(items, functions)):
+            return Comptime(tuple(i.value if isinstance(i, Comptime) else f or i for i, f in zip(items, functions)))
         return Multi(tuple(items))
 
     def expr_Attribute(self, node: ast.Attribute) -> Value:

@@ -1,9 +1,5 @@
-"""One kernel instance: signatures, structs and helper specialisation (`templates.py` makes the instances).
-
-Helpers are specialised per call signature: their scalar parameters become IR function parameters, while buffer
-and shared-array parameters are bound to the caller's memory, so that the generated function refers to that
-memory directly (GLSL cannot pass buffers to functions).
-"""
+"""One kernel instance: its signature, structs and compile-time names (`templates.py` makes the instances,
+`helpers.py` specialises the helpers it calls)."""
 
 from __future__ import annotations
 
@@ -15,11 +11,12 @@ from khal_runtime import ir
 from ..render.names import legal_name, template_text
 from .diagnostics import KernelCompileError
 from .expressions import ExpressionLowering
+from .helpers import call_helper, plain_parameters
 from .package import Constant, Function, ShaderPackage, Struct, Template, Vocab, _decorator_name
 from .refusals import python_type_annotation
 from .statements import FunctionLowering
 from .uniformity import check_uniformity
-from .values import Comptime, MemRef, RValue, TypeName, Value, describe
+from .values import Callee, Comptime, MemRef, RValue, TypeName, Value, describe
 
 MAX_INSTANCES = 256
 SUBGROUP_MULTIPLE = 32
@@ -35,7 +32,8 @@ def value_name(v: Value) -> str:
 
 
 def python_value(v: Value) -> Any:
-    return v.name if isinstance(v, TypeName) else v.value
+    """A template value as the manifest stores it: a type or function by its name, anything else as it is."""
+    return v.name if isinstance(v, (TypeName, Callee)) else v.value
 
 
 class KernelBuilder:
@@ -153,10 +151,10 @@ class KernelBuilder:
     def read_workgroup_size(self) -> tuple[int, int, int]:
         deco, module = self.fn.kernel, self.fn.module
         keywords = {k.arg: k for k in deco.keywords}
-        unknown = set(keywords) - {"workgroup_size"}
+        unknown = set(keywords) - {"workgroup_size", "exclude"}
         if deco.args or unknown or "workgroup_size" not in keywords:
-            raise module.error(deco, "@kernel takes one keyword argument, workgroup_size",
-                               hint="write @kernel(workgroup_size=(64,))")
+            raise module.error(deco, "@kernel takes the keyword arguments workgroup_size and (for a template "
+                                     "kernel) exclude", hint="write @kernel(workgroup_size=(64,))")
         node = keywords["workgroup_size"].value
         v = ExpressionLowering(self, module).expr(node)
         dims = v.value if isinstance(v, Comptime) and isinstance(v.value, tuple) else (
@@ -172,7 +170,7 @@ class KernelBuilder:
     def kernel_parameters(self) -> dict[str, Value]:
         module, node = self.fn.module, self.fn.node
         args = node.args
-        if not _plain_parameters(args):
+        if not plain_parameters(args):
             raise module.error(node, "kernel parameters are plain positional parameters without defaults")
         if node.returns is not None and not self.returns_nothing(node):
             raise module.error(node.returns, "kernels return nothing", hint="remove the return annotation")
@@ -187,7 +185,7 @@ class KernelBuilder:
             if arg.annotation is None:
                 raise module.error(arg, f"kernel parameter {name!r} needs a type annotation",
                                    hint="e.g. x: Buf[f32], out: MutBuf[f32], n: u32")
-            kind, t = self.parameter_type(module, arg.annotation, allow_arrays=False)
+            kind, t = self.parameter_type(module, arg.annotation, in_helper=False)
             self.global_names.add(name)
             if kind in ("read", "read_write"):
                 self.buffers.append(ir.Buffer(name, t, kind, len(self.buffers)))
@@ -200,24 +198,39 @@ class KernelBuilder:
                 bindings[name] = RValue(ir.Param(t, name))
         return bindings
 
-    def parameter_type(self, module, node: ast.expr, allow_arrays: bool) -> tuple[str, str]:
-        """("read" | "read_write" | "array", elem) for memory, ("scalar", type) for scalars and structs."""
+    def parameter_type(self, module, node: ast.expr, in_helper: bool) -> tuple[str, str]:
+        """("read" | "read_write" | "array", elem) for memory, ("scalar", type) for scalars and structs; for a
+        helper also ("const", type) for `Const[T]` and ("helper", "") for `Helper`."""
         lowering = ExpressionLowering(self, module)
         if isinstance(node, ast.Subscript):
             kind = lowering.expr(node.value)
-            names = {"Buf": "read", "MutBuf": "read_write", "Array": "array"}
-            if isinstance(kind, Vocab) and kind.name in names and (allow_arrays or kind.name != "Array"):
+            names = {"Buf": "read", "MutBuf": "read_write"} | ({"Array": "array", "Const": "const"} if in_helper
+                                                             else {})
+            if isinstance(kind, Vocab) and kind.name in names:
                 elem = self.annotation(module, node.slice)
+                if kind.name == "Const":
+                    if not isinstance(elem, TypeName):
+                        raise module.error(node.slice, f"Const takes a scalar type, e.g. Const[u32], not "
+                                                       f"{describe(elem)}")
+                    return "const", elem.name
                 if not isinstance(elem, TypeName) or elem.name == "bool":
                     raise module.error(node.slice, "the element type must be a numeric type such as f32 or u32",
                                        hint="bool values travel in buffers as u32")
                 return names[kind.name], elem.name
-            raise module.error(node, "expected Buf[T] or MutBuf[T]" + (" or Array[T]" if allow_arrays else ""))
+            if isinstance(kind, Vocab) and kind.name == "Const":
+                raise _compile_time_kernel_parameter(module, node)
+            raise module.error(node, "expected Buf[T] or MutBuf[T]" + (" or Array[T]" if in_helper else ""))
         v = self.annotation(module, node)
         if isinstance(v, TypeName):
             return "scalar", v.name
         if isinstance(v, Struct):
             return "scalar", self.struct(v)
+        if isinstance(v, Vocab) and v.name in ("Helper", "Const"):
+            if not in_helper:
+                raise _compile_time_kernel_parameter(module, node)
+            if v.name == "Const":
+                raise module.error(node, "Const needs the constant's type: Const[u32], Const[f32], Const[bool]")
+            return "helper", ""
         raise module.error(node, f"{describe(v)} is not a parameter type",
                            hint="use a scalar type, a @struct, Buf[T] or MutBuf[T]")
 
@@ -249,70 +262,13 @@ class KernelBuilder:
         return isinstance(node.returns, ast.Constant) and node.returns.value is None
 
     def call_helper(self, caller: ExpressionLowering, call: ast.Call, fn: Function) -> Value:
-        module, node = fn.module, fn.node
-        args = node.args
-        if not _plain_parameters(args):
-            raise module.error(node, "helper parameters are plain positional parameters without defaults")
-        if node.decorator_list:
-            raise module.error(node.decorator_list[0], f"helper {fn.name} cannot have decorators")
-        if len(call.args) != len(args.args):
-            raise caller.error(call, f"{fn.name}() takes {len(args.args)} arguments, {len(call.args)} given")
-        bindings: dict[str, Value] = {}
-        params: dict[str, str] = {}
-        values: list[ir.Expr] = []
-        key: list[Any] = [module.name, fn.name]
-        for param, arg in zip(args.args, call.args):
-            if param.annotation is None:
-                raise module.error(param, f"helper parameter {param.arg!r} needs a type annotation",
-                                   context=f"called from {caller.module.source.display}:{call.lineno}")
-            kind, t = self.parameter_type(module, param.annotation, allow_arrays=True)
-            if kind == "scalar":
-                params[param.arg] = t
-                values.append(caller.value(arg, t))
-                continue
-            ref = caller.expr(arg)
-            expected = {"array": "a shared array", "read": "a buffer", "read_write": "a writable buffer"}[kind]
-            if not isinstance(ref, MemRef) or ref.index or (kind == "array") != (ref.space == "shared") \
-                    or ref.space == "private":
-                raise caller.error(arg, f"{fn.name}() expects {expected} for {param.arg!r}, found {describe(ref)}",
-                                   hint="private arrays and indexed rows cannot be passed to helpers")
-            if ref.elem != t:
-                raise caller.error(arg, f"{fn.name}() expects elements of type {t} for {param.arg!r}, "
-                                        f"found {ref.describe()} of {ref.elem}")
-            if kind == "read_write" and ref.access != "read_write":
-                raise caller.error(arg, f"{fn.name}() writes {param.arg!r}, but {ref.describe()} is read-only")
-            access = "read" if kind == "read" else ref.access
-            bindings[param.arg] = MemRef(ref.space, ref.name, ref.elem, ref.shape, access, label=param.arg)
-            key.append((param.arg, ref.name, access))
-        signature = tuple(key) + tuple(params.values())
-        if signature in self.in_progress:
-            raise caller.error(call, f"{fn.name} calls itself (directly or through other helpers); "
-                                     "recursion is not supported in kernels")
-        if signature not in self.specialised:
-            self.in_progress.append(signature)
-            try:
-                ret = None if node.returns is None or self.returns_nothing(node) else \
-                    self.scalar_annotation(module, node.returns)
-                lowering = FunctionLowering(self, module, node, bindings, params, ret, is_kernel=False)
-                body = lowering.body()
-            except KernelCompileError as e:
-                # the same helper may compile for one caller and not another: say which call failed
-                e.context = e.context or f"in {fn.name}, called from {caller.module.source.display}:{call.lineno}"
-                raise
-            finally:
-                self.in_progress.pop()
-            name = self.global_name(fn.name)
-            source = module.source.display if module is not self.fn.module else ""
-            self.functions.append(ir.Function(name, lowering.params, lowering.ret, lowering.locals, body,
-                                              node.lineno, source))
-            self.specialised[signature] = (name, lowering.ret)
-        name, ret = self.specialised[signature]
-        return RValue(ir.Call(ret or "void", name, values))
+        return call_helper(self, caller, call, fn)
 
 
-def _plain_parameters(args: ast.arguments) -> bool:
-    """Whether a function takes only plain positional parameters, without defaults."""
-    return not (args.vararg or args.kwarg or args.kwonlyargs or args.defaults or args.posonlyargs)
+def _compile_time_kernel_parameter(module, node: ast.expr) -> KernelCompileError:
+    return module.error(node, "a kernel's parameters are run-time values: Helper and Const[...] are parameters "
+                              "of helper functions", hint="a kernel's compile-time choices are templates: "
+                                                          "OP = template(add, max)")
 
 
 def _is_shared_call(node: ast.expr) -> bool:

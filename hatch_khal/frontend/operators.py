@@ -11,7 +11,9 @@ import ast
 
 from khal_runtime import ir
 
+from .package import callee
 from .values import (
+    Callee,
     Comptime,
     RValue,
     TypeName,
@@ -187,17 +189,20 @@ class OperatorLowering:
         return result if result is not None else Comptime(True, "bool")
 
     def compare(self, node, op_node: ast.cmpop, a: Value, b: Value) -> Value:
+        a = callee(a) or a                          # a function named in the comparison: OP == add
         if isinstance(op_node, (ast.In, ast.NotIn)):
-            if isinstance(b, Comptime) and isinstance(b.value, tuple) and isinstance(a, (Comptime, TypeName)):
+            if isinstance(b, Comptime) and isinstance(b.value, tuple) and isinstance(a, (Comptime, TypeName,
+                                                                                         Callee)):
                 member = (a.value if isinstance(a, Comptime) else a) in b.value
                 return Comptime(member == isinstance(op_node, ast.In), "bool")
             raise self.error(node, "`in` works only on compile-time values, e.g. OP in (\"sum\", \"max\")")
+        b = callee(b) or b
         op = COMPARE.get(type(op_node))
         if op is None:
             raise self.error(node, "`is` is not supported in kernels", hint="use == and !=")
-        if isinstance(a, TypeName) or isinstance(b, TypeName):
+        if isinstance(a, (TypeName, Callee)) or isinstance(b, (TypeName, Callee)):
             if op not in ("eq", "ne"):
-                raise self.error(node, "types can only be compared with == and !=")
+                raise self.error(node, "types and functions can only be compared with == and !=")
             return Comptime((a == b) == (op == "eq"), "bool")
         if isinstance(a, Comptime) and isinstance(b, Comptime):
             if isinstance(a.value, (str, tuple)) or isinstance(b.value, (str, tuple)):

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import KernelCompileError, Source
-from .vocabulary import LANG_MODULE, LANG_NAMES
+from .values import Callee
+from .vocabulary import INTRINSICS, LANG_MODULE, LANG_NAMES
 
 
 @dataclass
@@ -52,6 +53,33 @@ class Function:
 class Vocab:
     """A name from `khal_runtime.lang` or a Python builtin."""
     name: str
+
+
+def callee(value: object) -> Callee | None:
+    """A helper function or a math intrinsic as a compile-time value (what a template or a `Helper` parameter
+    holds); None for anything else, kernels included."""
+    if isinstance(value, Callee):
+        return value
+    if isinstance(value, Function) and value.kernel is None:
+        return Callee(value.name, ("helper", value.module.name, value.name), value)
+    if isinstance(value, Vocab) and value.name in INTRINSICS:
+        return Callee(value.name, ("intrinsic", value.name), value)
+    return None
+
+
+def callee_arity_error(f: Callee, call: ast.Call, module: ShaderModule) -> KernelCompileError | None:
+    """The error for a call of a function-valued name (`op(x, y)`, where `op` is a `Helper` parameter or a template
+    of functions) with the wrong number of arguments, naming the function the name stands for; None when it fits."""
+    if isinstance(f.target, Function):
+        arity, more = len(f.target.node.args.args), False
+    else:
+        arity, more = INTRINSICS[f.target.name].arity, INTRINSICS[f.target.name].variadic
+    given = len(call.args)
+    if given == arity or more and given > arity:
+        return None
+    label = ast.get_source_segment(module.source.text, call.func) or f.name
+    return module.error(call, f"{label} is {f.name} here, which takes {arity}{' or more' if more else ''} "
+                              f"argument{'s' if arity != 1 or more else ''}; {given} given")
 
 
 @dataclass(frozen=True)

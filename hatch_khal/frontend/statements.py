@@ -132,6 +132,9 @@ class FunctionLowering(ControlFlowLowering, ExpressionLowering):
             for node in nodes:
                 out.extend(self.stmt(node))
                 self.started = self.started or not _is_require(node)
+                if always_returns(out):
+                    # the rest is unreachable: after `if T == u32: return ...`, it is the other instances' code
+                    break
             return out
         finally:
             self.depth -= nested

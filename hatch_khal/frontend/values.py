@@ -3,13 +3,14 @@
 A run-time value (`RValue`) wraps an IR expression. A compile-time value (`Comptime`) is a Python number, bool,
 string, tuple or type, folded by the compiler; numbers without a type (`Comptime.type is None`) are literals that
 take the type of whatever they meet. Memory (`MemRef`), builtin vectors and callables are values of their own
-that only some contexts accept.
+that only some contexts accept; a function used as a compile-time value (a template's value, a helper's `Helper`
+argument) is a `Callee`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 from khal_runtime import ir
@@ -62,6 +63,16 @@ class BuiltinVec:
 
 
 @dataclass(frozen=True)
+class Callee:
+    """A function used as a compile-time value: a helper or a math intrinsic, chosen by a template
+    (`OP = template(add, max)`) or passed to a helper's `Helper` parameter. Two callees are equal when they are the
+    same function (`key`); `name` is how instance names and the manifest spell it."""
+    name: str
+    key: tuple                          # ("helper", module, name) or ("intrinsic", name)
+    target: Any = field(compare=False)  # the package.Function or the package.Vocab that a call lowers
+
+
+@dataclass(frozen=True)
 class Multi:
     """Several values from one expression: `lo, hi = unpack_half2x16(w)` or `a, b = b, a`. `vector` is the vector
     load whose fields the values are (`a, b, c, d = load_u32x4(w, i)`): unpacking loads it once, into a local."""
@@ -69,7 +80,7 @@ class Multi:
     vector: ir.Load | None = None
 
 
-Value = Union[TypeName, Comptime, RValue, MemRef, BuiltinVec, Multi, Any]
+Value = Union[TypeName, Comptime, RValue, MemRef, BuiltinVec, Callee, Multi, Any]
 
 
 def typeof(value: Value) -> str | None:
@@ -149,7 +160,7 @@ def default_type(value: Any) -> str:
 
 def as_value(item: Any) -> Value:
     """An element of a compile-time tuple as a value."""
-    return item if isinstance(item, TypeName) else Comptime(item)
+    return item if isinstance(item, (TypeName, Callee)) else Comptime(item)
 
 
 def is_pure(e: ir.Expr) -> bool:
@@ -179,8 +190,12 @@ def describe(value: Value) -> str:
         return f"the vector {value.name}()"
     if isinstance(value, Multi):
         return f"{len(value.values)} values"
+    if isinstance(value, Callee):
+        return f"the function {value.name}"
     if type(value).__name__ == "Foreign":
         return value.what
+    if getattr(value, "kernel", None) is not None:
+        return f"the kernel {value.name}"
     kind = {"Vocab": "the built-in", "Function": "the function", "Struct": "the struct", "ModuleRef": "the module"}
     name = getattr(value, "name", "")
     return f"{kind.get(type(value).__name__, type(value).__name__)} {name}".rstrip()

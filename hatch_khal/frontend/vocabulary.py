@@ -14,8 +14,8 @@ LANG_MODULE = "khal_runtime.lang"
 SCALAR_TYPES = ir.NUMERIC
 VECTOR_BUILTINS = tuple(name for name, dims in ir.BUILTINS.items() if dims == 3)
 SCALAR_BUILTINS = tuple(name for name, dims in ir.BUILTINS.items() if dims == 1)
-DECLARATIONS = ("kernel", "struct", "template", "Buf", "MutBuf", "Array", "shared", "array", "static_range", "require",
-                "bitcast", "barrier", "storage_barrier", "unpack_half2x16", "pack_half2x16")
+DECLARATIONS = ("kernel", "struct", "template", "Helper", "Const", "Buf", "MutBuf", "Array", "shared", "array",
+                "static_range", "require", "bitcast", "barrier", "storage_barrier", "unpack_half2x16", "pack_half2x16")
 
 # the families of operand types that the front end names in its messages
 FAMILIES = {"float": ir.FLOATS, "int": ir.INTS, "int32": ("i32", "u32"), "numeric": ir.NUMERIC, "bool": ("bool",)}

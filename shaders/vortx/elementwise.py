@@ -7,10 +7,17 @@ short of the H100's bandwidth): it loads them all first, unconditionally (the in
 so that no branch holds a load back), then stores those in range; the host launches n / PER_THREAD threads.
 Otherwise a thread handles one element: its linear index is taken apart into (n, c, h, w) and each tensor is
 addressed through its own strides, which is how views, broadcasting and in-place updates of views work. `dense`
-is uniform, so the branch costs nothing on a GPU."""
+is uniform, so the branch costs nothing on a GPU.
+
+The skeleton is written once per shape of operands, in the helpers `map_unary`, `map_binary` and `map_scalar`,
+each taking the operation as a compile-time function (`op: Helper`); the kernels instantiate them over the
+templates `T` (the element type) and `OP` / `FN` (the operation, a template of functions), with `exclude=` keeping
+the float-only operations (division, powers, transcendentals) from the integer types."""
 
 from khal_runtime.lang import (
     Buf,
+    Const,
+    Helper,
     MutBuf,
     array,
     exp,
@@ -30,85 +37,90 @@ from khal_runtime.lang import (
 
 from .layout import Strided, a_at, b_at, out_at
 
-T = template(f32, i32, u32)
-INT = template(i32, u32)
-ARITH = template("add", "sub", "mul", "max", "min")
-FLOAT_OP = template("div", "pow")
-UNARY = template("copy", "neg", "abs", "inv", "exp", "log", "sqrt", "silu", "gelu", "relu")
-INT_UNARY = template("copy", "neg", "abs")
-SRC = template(f32, f16, i32, u32)
-DST = template(f32, f16, i32, u32)
-
 WORKGROUP = 256
 PER_THREAD = 4
 GELU_C = 0.7978845608028654     # sqrt(2 / pi), for the tanh form of GELU used by GGML and GPT-2
 
-
-def arith(x: T, y: T) -> T:
-    if ARITH == "add":
-        return x + y
-    if ARITH == "sub":
-        return x - y
-    if ARITH == "mul":
-        return x * y
-    if ARITH == "max":
-        return max(x, y)
-    return min(x, y)
+T = template(f32, i32, u32)
+SRC = template(f32, f16, i32, u32)
+DST = template(f32, f16, i32, u32)
 
 
-def float_op(x: f32, y: f32) -> f32:
-    if FLOAT_OP == "div":
-        return x / y
-    return x ** y
+# --- the operations ---------------------------------------------------------------------------------------------
+
+def add(x: T, y: T) -> T:
+    return x + y
 
 
-def unary(x: f32) -> f32:
-    if UNARY == "copy":
-        return x
-    if UNARY == "neg":
-        return -x
-    if UNARY == "abs":
-        return abs(x)
-    if UNARY == "inv":
-        return 1.0 / x
-    if UNARY == "exp":
-        return exp(x)
-    if UNARY == "log":
-        return log(x)
-    if UNARY == "sqrt":
-        return sqrt(x)
-    if UNARY == "silu":
-        return x / (1.0 + exp(-x))
-    if UNARY == "relu":
-        return max(x, 0.0)
+def sub(x: T, y: T) -> T:
+    return x - y
+
+
+def mul(x: T, y: T) -> T:
+    return x * y
+
+
+def div(x: T, y: T) -> T:
+    return x / y
+
+
+def copy(x: T) -> T:
+    return x
+
+
+def neg(x: T) -> T:
+    if T == u32:
+        return T(0) - x             # unsigned negation wraps, as numpy's does
+    return -x
+
+
+def inv(x: T) -> T:
+    return 1.0 / x
+
+
+def silu(x: T) -> T:
+    return x / (1.0 + exp(-x))
+
+
+def gelu(x: T) -> T:
     return 0.5 * x * (1.0 + tanh(GELU_C * (x + 0.044715 * x * x * x)))
 
 
-def int_unary(x: INT) -> INT:
-    if INT_UNARY == "copy":
-        return x
-    if INT_UNARY == "neg":
-        return INT(0) - x
-    if INT == u32:
-        return x
-    return abs(x)
+def relu(x: T) -> T:
+    return max(x, 0.0)
 
+
+OP = template(add, sub, mul, max, min, div, pow)
+FN = template(copy, neg, abs, inv, exp, log, sqrt, silu, gelu, relu)
+FLOAT_ONLY = T != f32 and OP in (div, pow)
+
+
+# --- the skeletons ----------------------------------------------------------------------------------------------
 
 def grid_threads() -> u32:
     """The threads of the whole grid: the distance between the elements one thread handles on the dense path."""
     return num_workgroups().x * WORKGROUP
 
 
-def with_scalar(x: T, s: T, reverse: bool) -> T:
-    return arith(s, x) if reverse else arith(x, s)
+def map_unary(out: MutBuf[T], a: Buf[T], lay: Strided, n: u32, dense: bool, fn: Helper):
+    """out = fn(a)."""
+    va = array(T, PER_THREAD)
+    i = global_id().x
+    if dense:
+        step = grid_threads()
+        for k in static_range(PER_THREAD):
+            va[k] = a[min(i + k * step, n - 1)]
+        for k in static_range(PER_THREAD):
+            j = i + k * step
+            if j < n:
+                out[j] = fn(va[k])
+    elif i < n:
+        out[out_at(lay, i)] = fn(a[a_at(lay, i)])
 
 
-def float_with_scalar(x: f32, s: f32, reverse: bool) -> f32:
-    return float_op(s, x) if reverse else float_op(x, s)
-
-
-@kernel(workgroup_size=(WORKGROUP,))
-def binary(out: MutBuf[T], a: Buf[T], b: Buf[T], lay: Strided, n: u32, dense: bool):
+def map_binary(out: MutBuf[T], a: Buf[T], b: Buf[T], lay: Strided, n: u32, dense: bool, op: Helper,
+               in_place: Const[bool]):
+    """out = op(a, b); `in_place`: `a` is `out` itself (`out op= b`), addressed through the output's strides."""
     va = array(T, PER_THREAD)
     vb = array(T, PER_THREAD)
     i = global_id().x
@@ -120,32 +132,24 @@ def binary(out: MutBuf[T], a: Buf[T], b: Buf[T], lay: Strided, n: u32, dense: bo
         for k in static_range(PER_THREAD):
             j = i + k * step
             if j < n:
-                out[j] = arith(va[k], vb[k])
+                out[j] = op(va[k], vb[k])
     elif i < n:
-        out[out_at(lay, i)] = arith(a[a_at(lay, i)], b[b_at(lay, i)])
+        if in_place:
+            j = out_at(lay, i)
+            out[j] = op(a[j], b[b_at(lay, i)])
+        else:
+            out[out_at(lay, i)] = op(a[a_at(lay, i)], b[b_at(lay, i)])
 
 
-@kernel(workgroup_size=(WORKGROUP,))
-def binary_float(out: MutBuf[f32], a: Buf[f32], b: Buf[f32], lay: Strided, n: u32, dense: bool):
-    va = array(f32, PER_THREAD)
-    vb = array(f32, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            va[k] = a[min(i + k * step, n - 1)]
-            vb[k] = b[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                out[j] = float_op(va[k], vb[k])
-    elif i < n:
-        out[out_at(lay, i)] = float_op(a[a_at(lay, i)], b[b_at(lay, i)])
+def with_scalar(op: Helper, x: T, s: T, reverse: bool, in_place: Const[bool]) -> T:
+    if in_place:
+        return op(x, s)             # x op= s is never reversed
+    return op(s, x) if reverse else op(x, s)
 
 
-@kernel(workgroup_size=(WORKGROUP,))
-def binary_scalar(out: MutBuf[T], a: Buf[T], s: T, lay: Strided, n: u32, dense: bool, reverse: bool):
-    """out = a OP s, or s OP a when `reverse`."""
+def map_scalar(out: MutBuf[T], a: Buf[T], s: T, lay: Strided, n: u32, dense: bool, reverse: bool, op: Helper,
+               in_place: Const[bool]):
+    """out = op(a, s), or op(s, a) when `reverse`; `in_place` as for map_binary."""
     va = array(T, PER_THREAD)
     i = global_id().x
     if dense:
@@ -155,57 +159,44 @@ def binary_scalar(out: MutBuf[T], a: Buf[T], s: T, lay: Strided, n: u32, dense: 
         for k in static_range(PER_THREAD):
             j = i + k * step
             if j < n:
-                out[j] = with_scalar(va[k], s, reverse)
+                out[j] = with_scalar(op, va[k], s, reverse, in_place)
     elif i < n:
-        out[out_at(lay, i)] = with_scalar(a[a_at(lay, i)], s, reverse)
+        if in_place:
+            j = out_at(lay, i)
+            out[j] = with_scalar(op, a[j], s, reverse, in_place)
+        else:
+            out[out_at(lay, i)] = with_scalar(op, a[a_at(lay, i)], s, reverse, in_place)
 
 
-@kernel(workgroup_size=(WORKGROUP,))
-def binary_float_scalar(out: MutBuf[f32], a: Buf[f32], s: f32, lay: Strided, n: u32, dense: bool, reverse: bool):
-    va = array(f32, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            va[k] = a[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                out[j] = float_with_scalar(va[k], s, reverse)
-    elif i < n:
-        out[out_at(lay, i)] = float_with_scalar(a[a_at(lay, i)], s, reverse)
+# --- the kernels ------------------------------------------------------------------------------------------------
+
+@kernel(workgroup_size=(WORKGROUP,), exclude=FLOAT_ONLY)
+def binary(out: MutBuf[T], a: Buf[T], b: Buf[T], lay: Strided, n: u32, dense: bool):
+    map_binary(out, a, b, lay, n, dense, OP, False)
 
 
-@kernel(workgroup_size=(WORKGROUP,))
-def unary_float(out: MutBuf[f32], a: Buf[f32], lay: Strided, n: u32, dense: bool):
-    va = array(f32, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            va[k] = a[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                out[j] = unary(va[k])
-    elif i < n:
-        out[out_at(lay, i)] = unary(a[a_at(lay, i)])
+@kernel(workgroup_size=(WORKGROUP,), exclude=FLOAT_ONLY)
+def binary_scalar(out: MutBuf[T], a: Buf[T], s: T, lay: Strided, n: u32, dense: bool, reverse: bool):
+    """out = a OP s, or s OP a when `reverse`."""
+    map_scalar(out, a, s, lay, n, dense, reverse, OP, False)
 
 
-@kernel(workgroup_size=(WORKGROUP,))
-def unary_int(out: MutBuf[INT], a: Buf[INT], lay: Strided, n: u32, dense: bool):
-    va = array(INT, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            va[k] = a[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                out[j] = int_unary(va[k])
-    elif i < n:
-        out[out_at(lay, i)] = int_unary(a[a_at(lay, i)])
+@kernel(workgroup_size=(WORKGROUP,), exclude=T != f32 and FN not in (copy, neg, abs))
+def unary(out: MutBuf[T], a: Buf[T], lay: Strided, n: u32, dense: bool):
+    map_unary(out, a, lay, n, dense, FN)
+
+
+# In place: `x OP= b`. A kernel cannot bind one buffer as both output and input (CUDA marks buffers __restrict__,
+# WebGPU refuses a writable buffer bound twice), so updates read and write through the output view only.
+
+@kernel(workgroup_size=(WORKGROUP,), exclude=FLOAT_ONLY)
+def update(x: MutBuf[T], b: Buf[T], lay: Strided, n: u32, dense: bool):
+    map_binary(x, x, b, lay, n, dense, OP, True)
+
+
+@kernel(workgroup_size=(WORKGROUP,), exclude=FLOAT_ONLY)
+def update_scalar(x: MutBuf[T], s: T, lay: Strided, n: u32, dense: bool):
+    map_scalar(x, x, s, lay, n, dense, False, OP, True)
 
 
 @kernel(workgroup_size=(WORKGROUP,))
@@ -223,81 +214,6 @@ def convert(out: MutBuf[DST], a: Buf[SRC], lay: Strided, n: u32, dense: bool):
                 out[j] = DST(va[k])
     elif i < n:
         out[out_at(lay, i)] = DST(a[a_at(lay, i)])
-
-
-# In place: `x OP= b`. A kernel cannot bind one buffer as both output and input (CUDA marks buffers __restrict__,
-# WebGPU refuses a writable buffer bound twice), so updates read and write through the output view only.
-
-@kernel(workgroup_size=(WORKGROUP,))
-def update(x: MutBuf[T], b: Buf[T], lay: Strided, n: u32, dense: bool):
-    vx = array(T, PER_THREAD)
-    vb = array(T, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            vx[k] = x[min(i + k * step, n - 1)]
-            vb[k] = b[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                x[j] = arith(vx[k], vb[k])
-    elif i < n:
-        j = out_at(lay, i)
-        x[j] = arith(x[j], b[b_at(lay, i)])
-
-
-@kernel(workgroup_size=(WORKGROUP,))
-def update_float(x: MutBuf[f32], b: Buf[f32], lay: Strided, n: u32, dense: bool):
-    vx = array(f32, PER_THREAD)
-    vb = array(f32, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            vx[k] = x[min(i + k * step, n - 1)]
-            vb[k] = b[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                x[j] = float_op(vx[k], vb[k])
-    elif i < n:
-        j = out_at(lay, i)
-        x[j] = float_op(x[j], b[b_at(lay, i)])
-
-
-@kernel(workgroup_size=(WORKGROUP,))
-def update_scalar(x: MutBuf[T], s: T, lay: Strided, n: u32, dense: bool):
-    vx = array(T, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            vx[k] = x[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                x[j] = arith(vx[k], s)
-    elif i < n:
-        j = out_at(lay, i)
-        x[j] = arith(x[j], s)
-
-
-@kernel(workgroup_size=(WORKGROUP,))
-def update_float_scalar(x: MutBuf[f32], s: f32, lay: Strided, n: u32, dense: bool):
-    vx = array(f32, PER_THREAD)
-    i = global_id().x
-    if dense:
-        step = grid_threads()
-        for k in static_range(PER_THREAD):
-            vx[k] = x[min(i + k * step, n - 1)]
-        for k in static_range(PER_THREAD):
-            j = i + k * step
-            if j < n:
-                x[j] = float_op(vx[k], s)
-    elif i < n:
-        j = out_at(lay, i)
-        x[j] = float_op(x[j], s)
 
 
 @kernel(workgroup_size=(WORKGROUP,))

@@ -15,16 +15,11 @@ import numpy as np
 from khal_runtime.testing import Case
 from shaders._generated.vortx.elementwise import (
     BINARY,
-    BINARY_FLOAT,
-    BINARY_FLOAT_SCALAR,
     BINARY_SCALAR,
     CONVERT,
     FILL,
-    UNARY_FLOAT,
-    UNARY_INT,
+    UNARY,
     UPDATE,
-    UPDATE_FLOAT,
-    UPDATE_FLOAT_SCALAR,
     UPDATE_SCALAR,
     Strided,
 )
@@ -122,34 +117,33 @@ def x(args: dict[str, Any]) -> np.ndarray:
 
 def _register_all() -> None:
     for cls in BINARY:
-        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["ARITH"]
-        register(cls, lambda rng, n, t=t: buffers(rng, n, "out", {"a": t, "b": t}),
-                 lambda g, op=op: ARITH[op](a(g), b(g)))
+        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["OP"]
+        if op in FLOAT_OPS:
+            register(cls, lambda rng, n: buffers(rng, n, "out", {"a": "f32", "b": "f32"}, positive=True),
+                     lambda g, op=op: FLOAT_OPS[op](a(g), b(g)), TOLERANCE[op])
+        else:
+            register(cls, lambda rng, n, t=t: buffers(rng, n, "out", {"a": t, "b": t}),
+                     lambda g, op=op: ARITH[op](a(g), b(g)))
     for cls in BINARY_SCALAR:
-        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["ARITH"]
+        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["OP"]
         for reverse in (False, True):
-            register(cls, lambda rng, n, t=t, r=reverse: {**buffers(rng, n, "out", {"a": t}),
-                                                          "s": values(rng, 1, t)[0].item(), "reverse": r},
-                     lambda g, op=op, t=t: (ARITH[op](NP[t](g["s"]), a(g)) if g["reverse"]
-                                            else ARITH[op](a(g), NP[t](g["s"]))))
-    for cls in BINARY_FLOAT:
-        op = cls.TEMPLATE["FLOAT_OP"]
-        register(cls, lambda rng, n: buffers(rng, n, "out", {"a": "f32", "b": "f32"}, positive=True),
-                 lambda g, op=op: FLOAT_OPS[op](a(g), b(g)), TOLERANCE[op])
-    for cls in BINARY_FLOAT_SCALAR:
-        op = cls.TEMPLATE["FLOAT_OP"]
-        for reverse in (False, True):
-            register(cls, lambda rng, n, r=reverse: {**buffers(rng, n, "out", {"a": "f32"}, positive=True),
-                                                     "s": 1.5, "reverse": r},
-                     lambda g, op=op: (FLOAT_OPS[op](np.float32(g["s"]), a(g)) if g["reverse"]
-                                       else FLOAT_OPS[op](a(g), np.float32(g["s"]))), TOLERANCE[op])
-    for cls in UNARY_FLOAT:
-        op = cls.TEMPLATE["UNARY"]
-        register(cls, lambda rng, n, op=op: buffers(rng, n, "out", {"a": "f32"}, positive=op in ("log", "sqrt")),
-                 lambda g, op=op: FLOAT_UNARY[op](a(g)).astype(np.float32), TOLERANCE.get(op, 0))
-    for cls in UNARY_INT:
-        t, op = cls.TEMPLATE["INT"], cls.TEMPLATE["INT_UNARY"]
-        register(cls, lambda rng, n, t=t: buffers(rng, n, "out", {"a": t}), lambda g, op=op: INT_UNARY[op](a(g)))
+            if op in FLOAT_OPS:
+                register(cls, lambda rng, n, r=reverse: {**buffers(rng, n, "out", {"a": "f32"}, positive=True),
+                                                         "s": 1.5, "reverse": r},
+                         lambda g, op=op: (FLOAT_OPS[op](np.float32(g["s"]), a(g)) if g["reverse"]
+                                           else FLOAT_OPS[op](a(g), np.float32(g["s"]))), TOLERANCE[op])
+            else:
+                register(cls, lambda rng, n, t=t, r=reverse: {**buffers(rng, n, "out", {"a": t}),
+                                                              "s": values(rng, 1, t)[0].item(), "reverse": r},
+                         lambda g, op=op, t=t: (ARITH[op](NP[t](g["s"]), a(g)) if g["reverse"]
+                                                else ARITH[op](a(g), NP[t](g["s"]))))
+    for cls in UNARY:
+        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["FN"]
+        if t == "f32":
+            register(cls, lambda rng, n, op=op: buffers(rng, n, "out", {"a": "f32"}, positive=op in ("log", "sqrt")),
+                     lambda g, op=op: FLOAT_UNARY[op](a(g)).astype(np.float32), TOLERANCE.get(op, 0))
+        else:
+            register(cls, lambda rng, n, t=t: buffers(rng, n, "out", {"a": t}), lambda g, op=op: INT_UNARY[op](a(g)))
     for cls in CONVERT:
         src, dst = cls.TEMPLATE["SRC"], cls.TEMPLATE["DST"]
         # float sources stay in range of every destination (and non-negative for u32): conversions of
@@ -158,24 +152,25 @@ def _register_all() -> None:
             return {**buffers(rng, n, "out", {"a": s}, out_type=d), "a": _convertible(rng, views(n)[1]["a"][2], s)}
         register(cls, make, lambda g, d=dst: _cast(a(g), NP[d]))
     for cls in UPDATE:
-        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["ARITH"]
-        register(cls, lambda rng, n, t=t: {"x": buffers(rng, n, "out", {"b": t})["out"],
-                                           "b": buffers(rng, n, "out", {"b": t})["b"]},
-                 lambda g, op=op: ARITH[op](x(g), b(g)), written="x")
-    for cls in UPDATE_FLOAT:
-        op = cls.TEMPLATE["FLOAT_OP"]
-        register(cls, lambda rng, n: {"x": np.abs(buffers(rng, n, "out", {"b": "f32"})["out"]) + np.float32(0.25),
-                                      "b": buffers(rng, n, "out", {"b": "f32"}, positive=True)["b"]},
-                 lambda g, op=op: FLOAT_OPS[op](x(g), b(g)), TOLERANCE[op], written="x")
+        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["OP"]
+        if op in FLOAT_OPS:
+            register(cls, lambda rng, n: {"x": np.abs(buffers(rng, n, "out", {"b": "f32"})["out"]) + np.float32(0.25),
+                                          "b": buffers(rng, n, "out", {"b": "f32"}, positive=True)["b"]},
+                     lambda g, op=op: FLOAT_OPS[op](x(g), b(g)), TOLERANCE[op], written="x")
+        else:
+            register(cls, lambda rng, n, t=t: {"x": buffers(rng, n, "out", {"b": t})["out"],
+                                               "b": buffers(rng, n, "out", {"b": t})["b"]},
+                     lambda g, op=op: ARITH[op](x(g), b(g)), written="x")
     for cls in UPDATE_SCALAR:
-        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["ARITH"]
-        register(cls, lambda rng, n, t=t: {**buffers(rng, n, "x", {}, out_type=t), "s": values(rng, 1, t)[0].item()},
-                 lambda g, op=op, t=t: ARITH[op](x(g), NP[t](g["s"])), written="x")
-    for cls in UPDATE_FLOAT_SCALAR:
-        op = cls.TEMPLATE["FLOAT_OP"]
-        register(cls, lambda rng, n: {"x": np.abs(buffers(rng, n, "x", {}, out_type="f32")["x"]) + np.float32(1),
-                                      "s": 0.75},
-                 lambda g, op=op: FLOAT_OPS[op](x(g), np.float32(g["s"])), TOLERANCE[op], written="x")
+        t, op = cls.TEMPLATE["T"], cls.TEMPLATE["OP"]
+        if op in FLOAT_OPS:
+            register(cls, lambda rng, n: {"x": np.abs(buffers(rng, n, "x", {}, out_type="f32")["x"]) + np.float32(1),
+                                          "s": 0.75},
+                     lambda g, op=op: FLOAT_OPS[op](x(g), np.float32(g["s"])), TOLERANCE[op], written="x")
+        else:
+            register(cls, lambda rng, n, t=t: {**buffers(rng, n, "x", {}, out_type=t),
+                                               "s": values(rng, 1, t)[0].item()},
+                     lambda g, op=op, t=t: ARITH[op](x(g), NP[t](g["s"])), written="x")
     for cls in FILL:
         t = cls.TEMPLATE["T"]
         register(cls, lambda rng, n, t=t: {**buffers(rng, n, "x", {}, out_type=t), "s": 7},
