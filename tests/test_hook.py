@@ -75,7 +75,7 @@ def pip_wheel(project: Path, pythonpath: tuple[Path, ...] = ()) -> subprocess.Co
                KHAL_CACHE_DIR=str(project / "cache"))
     return subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                            "-w", str(project / "dist"), str(project)], capture_output=True, env=env,
-                          encoding="utf-8")     # pip writes UTF-8 (a ×), whatever locale NVRTC left this process in
+                          encoding="utf-8")     # pip writes UTF-8 (a ×)
 
 
 def failure_lines(done: subprocess.CompletedProcess) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import locale
 import os
 import struct
 import subprocess
@@ -209,6 +210,13 @@ def test_cuda_compiles_to_ptx():
     assert ".version 8.4" in ptx.splitlines()  # PTX ISA of NVRTC 12.4: loads on drivers from CUDA 12.4 on
     assert ".target sm_75" in ptx.splitlines()
     assert ".target sm_80" in compile_cuda(CUDA, name="add_assign.cu", arch="compute_80").splitlines()
+
+
+def test_cuda_compile_keeps_the_text_encoding():
+    # NVRTC switches its calling thread to the "C" locale; files opened afterwards must still read as UTF-8.
+    before = locale.getpreferredencoding(False)
+    compile_cuda(CUDA, name="add_assign.cu")
+    assert locale.getpreferredencoding(False) == before
 
 
 def test_versions_name_the_pinned_toolchains():

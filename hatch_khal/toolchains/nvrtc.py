@@ -7,7 +7,9 @@ threads at once; each call here creates and destroys its own program.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import ctypes.util
 import re
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_void_p
 
@@ -49,6 +51,28 @@ def _nvrtc() -> ctypes.CDLL:
     return library
 
 
+@load_once
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    declare(libc, {"uselocale": (c_void_p, [c_void_p])})
+    return libc
+
+
+@contextlib.contextmanager
+def _calling_thread_locale_kept():
+    """Restores the calling thread's locale after NVRTC, which leaves the thread on the "C" locale (`uselocale`).
+
+    Python's text I/O asks `nl_langinfo(CODESET)`, which follows the thread's locale: without this, every file
+    opened later on that thread without an explicit encoding is read as ASCII.
+    """
+    libc = _libc()
+    before = libc.uselocale(None)  # NULL queries without changing
+    try:
+        yield
+    finally:
+        libc.uselocale(before)
+
+
 def _check(library: ctypes.CDLL, result: int, call: str, log: str = "", source: str | None = None) -> None:
     if result != _NVRTC_SUCCESS:
         summary = f"{call} failed: {library.nvrtcGetErrorString(result).decode()}"
@@ -84,7 +108,8 @@ def compile_cuda(source: str, *, name: str, arch: str = "compute_75") -> str:
     _check(library, library.nvrtcCreateProgram(byref(program), source.encode(), name.encode(), 0, None, None),
            "nvrtcCreateProgram", source=source)
     try:
-        result = library.nvrtcCompileProgram(program, len(arguments), argv)
+        with _calling_thread_locale_kept():
+            result = library.nvrtcCompileProgram(program, len(arguments), argv)
         if result != _NVRTC_SUCCESS:
             log = _text(library, program, "nvrtcGetProgramLogSize", "nvrtcGetProgramLog")
             _check(library, result, f"compiling {name} with {' '.join(arguments)}", log, source)
