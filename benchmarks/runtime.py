@@ -2,7 +2,7 @@
 against numpy. Every ratio compares two measurements taken in the same run, the same way.
 
 - dispatch overhead: host time to record many dispatches of the example `add_assign` on a tiny buffer, through
-  `Kernel.call` and through the raw API dispatching the same artifact (target: at most 1.15x raw);
+  `Kernel.call` and through the raw API dispatching the same artifact (target: at most 1.10x raw);
 - bandwidth: a 16M-element f32 add (read a and b, write a; 2M elements on a CPU device: lavapipe, the interpreter,
   so that the whole run stays under two minutes there), many dispatches submitted at once and timed on the
   wall clock after a synchronize, khal against raw dispatches of the same artifact (target: at least 0.95x);
@@ -112,9 +112,9 @@ def bench_webgpu(big: int | None) -> None:
     raw_min = per_call(lambda n: raw_loop(n, False), n)
     raw_full = per_call(lambda n: raw_loop(n, True), n)
     row(backend.device_name, "dispatch overhead vs raw (immediates+dispatch)", f"{ours * 1e6:.2f} us",
-        f"{raw_min * 1e6:.2f} us", ours / raw_min, "<= 1.15x")
+        f"{raw_min * 1e6:.2f} us", ours / raw_min, "<= 1.10x")
     row(backend.device_name, "dispatch overhead vs raw (all four calls)", f"{ours * 1e6:.2f} us",
-        f"{raw_full * 1e6:.2f} us", ours / raw_full, "<= 1.15x")
+        f"{raw_full * 1e6:.2f} us", ours / raw_full, "<= 1.10x")
 
     x = np.random.default_rng(0).random(big, dtype=np.float32)
     a, b = backend.init_buffer(x), backend.init_buffer(x)
@@ -192,7 +192,7 @@ def bench_cuda(big: int | None) -> None:
             backend.synchronize()
     ours, raw = (sorted(t)[len(t) // 2] for t in (ours_times, raw_times))
     row(backend.device_name, "launch overhead vs prepared_async_call", f"{ours * 1e6:.2f} us",
-        f"{raw * 1e6:.2f} us", ours / raw, "<= 1.15x")
+        f"{raw * 1e6:.2f} us", ours / raw, "<= 1.10x")
 
     x = np.random.default_rng(0).random(big, dtype=np.float32)
     a, b = backend.init_buffer(x), backend.init_buffer(x)
