@@ -10,7 +10,7 @@ One model with flags, from the file's metadata:
   is `attention.key_length`, which need not be hidden/heads.
 - all: grouped-query attention (kv head h serves q heads h*group .. h*group + group-1), RMS norms, SiLU-gated MLP,
   `rope.dimension_count` leading dims rotated (default the head size), the output projection `output.weight` or,
-  tied, `token_embd.weight`.
+  tied, `token_embd.weight`; v heads have the size of k heads (`value_length` equals `key_length` in the family).
 The file is read with `gguf.GGUFReader` (fine for tiny files; slow for real vocabularies) and every tensor is
 dequantized with `gguf.quants.dequantize`.
 """

@@ -90,14 +90,14 @@ def tiny_config(arch: str, type: str = "F32", tied: bool = False, llama3_rope: b
                         num_attention_heads=4, num_key_value_heads=2, head_dim=head_dim, max_position_embeddings=256,
                         rms_norm_eps=1e-6 if arch == "qwen3" else 1e-5, rope_parameters=rope_parameters,
                         tie_word_embeddings=tied, bos_token_id=VOCAB_SIZE - len(SPECIAL_TOKENS),
-                        eos_token_id=VOCAB_SIZE - 1,
-                        attn_implementation="eager")
+                        eos_token_id=VOCAB_SIZE - 1, attn_implementation="eager")
 
 
 def make_tiny_model(arch: str, *, type: str = "F32", seed: int = 0, tied: bool = False, llama3_rope: bool = False):
     """A random tiny transformers model (float32, eval mode)."""
     transformers = require_transformers()
     import torch
+
     config = tiny_config(arch, type, tied, llama3_rope)
     model_class = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
                    "qwen3": transformers.Qwen3ForCausalLM}[arch]
@@ -178,7 +178,7 @@ def quantize_q4_k(data: np.ndarray) -> np.ndarray:
     low = np.minimum(x.min(axis=-1), 0)                                  # the offset is never positive, as ggml's
     scale = (x.max(axis=-1) - low) / 15
     d = (scale.max(axis=-1) / 63).astype(np.float16)
-    dmin = (np.maximum(-low, 0).max(axis=-1) / 63).astype(np.float16)
+    dmin = ((-low).max(axis=-1) / 63).astype(np.float16)
     safe = np.where(d == 0, 1, d.astype(np.float32))[:, None]
     safe_min = np.where(dmin == 0, 1, dmin.astype(np.float32))[:, None]
     sc = np.clip(np.rint(scale / safe), 0, 63).astype(np.uint8)
