@@ -46,6 +46,7 @@ from shaders._generated.vortx.nn import (
     Rows,
     SiluGate,
     SiluGateInPlace,
+    SiluGateWithin,
     Softmax,
     SoftmaxInPlace,
 )
@@ -127,7 +128,7 @@ def rope(x: Tensor, positions: Tensor, *, theta: float, dims: int | None = None,
     same_device(op, *tensors.values())
     if x.shape[-1] > 1 and x.strides[-1] != 1:
         x = tensors["x"] = x.contiguous()
-    out, in_place = _output(op, out, x, tensors, ("x",))
+    out, in_place = _output(op, out, x, tensors, ("x",), rows=False)
     if out.shape[-1] > 1 and out.strides[-1] != 1:
         raise ShapeError(f"vortx.{op}: out is a view with strides {out.strides}; its last axis needs stride 1")
     inv_freq = _frequencies(x.device, theta, dims)
@@ -162,7 +163,13 @@ def silu_gate(gate: Tensor, up: Tensor, out: Tensor | None = None) -> Tensor:
     _, os = _rows(out)
     n = gate.shape[-1]
     if rows and n:
-        if in_place == "up":        # the kernel writes the tensor it is given as the gate's binding
+        if in_place and gate.storage is up.storage:
+            if _overlap(gate, up):
+                raise ValueError(f"vortx.{op}: gate and up overlap, and out={in_place} is one of them; pass a tensor "
+                                 "of its own as out")
+            v = Pair(rows, n, gate.offset, gs, up.offset, us, out.offset, os)
+            gate.device.dispatch(SiluGateWithin, rows * n, out.buffer, v)
+        elif in_place == "up":        # the kernel writes the tensor it is given as the gate's binding
             v = Pair(rows, n, up.offset, us, gate.offset, gs, out.offset, os)
             gate.device.dispatch(SiluGateInPlace, rows * n, out.buffer, gate.buffer, v, False)
         elif in_place == "gate":
@@ -236,8 +243,9 @@ def _flat(t: Tensor) -> Tensor:
 
 
 def _output(op: str, out: Tensor | None, like: Tensor, inputs: dict[str, Tensor], in_place: tuple[str, ...],
-            shape: tuple[int, ...] | None = None) -> tuple[Tensor, str | None]:
-    """The output tensor (a new one when `out` is None) and the name of the input it is (in place), if any."""
+            shape: tuple[int, ...] | None = None, rows: bool = True) -> tuple[Tensor, str | None]:
+    """The output tensor (a new one when `out` is None) and the name of the input it is (in place), if any; `rows`:
+    a given `out` must be evenly spaced rows (rope checks its own layout)."""
     shape = like.shape if shape is None else shape
     if out is None:
         return like.device.empty(shape, f32), None
@@ -245,20 +253,30 @@ def _output(op: str, out: Tensor | None, like: Tensor, inputs: dict[str, Tensor]
     same_device(op, like, out)
     if out.shape != shape:
         raise ShapeError(f"vortx.{op}: out has shape {out.shape}; the result has shape {shape}")
-    if _rows(out) is None:
+    if rows and _rows(out) is None:
         raise ShapeError(f"vortx.{op}: out is a view with strides {out.strides} whose rows are not evenly spaced "
                          "with a last axis of stride 1; pass a contiguous tensor")
-    same = None
-    for name, t in inputs.items():
-        if t.storage is not out.storage:
-            continue
-        if name in in_place and (t.shape, t.strides, t.offset) == (out.shape, out.strides, out.offset):
-            same = name
-        else:
+    sharing = [name for name, t in inputs.items() if t.storage is out.storage]
+    same = next((name for name in sharing if name in in_place and (inputs[name].shape, inputs[name].strides,
+                                                                   inputs[name].offset)
+                 == (out.shape, out.strides, out.offset)), None)
+    for name in sharing:
+        # in place, another input that may be (gate and up of one fused projection) shares the memory too
+        if name != same and not (same is not None and name in in_place):
             hint = f"pass out={name} itself to work in place, or" if name in in_place else "pass"
             raise ValueError(f"vortx.{op}: out shares its memory with {name} (another view of the same tensor); "
                              f"{hint} a tensor of its own")
     return out, same
+
+
+def _overlap(a: Tensor, b: Tensor) -> bool:
+    """Whether two views of one storage share an element (views of rank 4 at most: a few index arrays)."""
+    def elements(t: Tensor) -> np.ndarray:
+        index = np.full((), t.offset, np.int64)
+        for n, s in zip(t.shape, t.strides):
+            index = index[..., None] + np.arange(n) * s
+        return index.reshape(-1)
+    return np.intersect1d(elements(a), elements(b)).size > 0
 
 
 def _frequencies(device: Device, theta: float, dims: int) -> Tensor:

@@ -150,7 +150,8 @@ def rms_norm_in_place(x: MutBuf[f32], weight: Buf[f32], v: Rows, eps: f32):
 def softmax_row(out: MutBuf[f32], x: Buf[f32], v: Rows, top: Array[f32], total: Array[f32]):
     """out = exp(x - max) / sum(exp(x - max)) over the row of this workgroup: one pass finds each thread's maximum
     `m` and its sum of exp(x - m) together (rescaling the sum when `m` grows), the tree combines the pairs, a
-    second pass writes."""
+    second pass writes. Elements of -inf (masked) count for nothing once a finite one is seen; a row of nothing but
+    -inf is NaN, as in numpy."""
     lid = local_id().x
     row = workgroup_id().x
     src = v.x_off + row * v.x_stride
@@ -162,6 +163,8 @@ def softmax_row(out: MutBuf[f32], x: Buf[f32], v: Rows, top: Array[f32], total: 
         if e > m:
             s = s * exp(m - e) + 1.0
             m = e
+        elif e == m:            # not exp(e - m): -inf - -inf is NaN (masked scores are -inf)
+            s += 1.0
         else:
             s += exp(e - m)
     top[lid] = m
@@ -173,7 +176,14 @@ def softmax_row(out: MutBuf[f32], x: Buf[f32], v: Rows, top: Array[f32], total: 
             m0 = top[lid]
             m1 = top[lid + half]
             both = max(m0, m1)
-            total[lid] = total[lid] * exp(m0 - both) + total[lid + half] * exp(m1 - both)
+            s0 = total[lid]
+            s1 = total[lid + half]
+            # rescale only the smaller: equal maxima (both -inf among them) add as they are
+            if m0 != both:
+                s0 = s0 * exp(m0 - both)
+            if m1 != both:
+                s1 = s1 * exp(m1 - both)
+            total[lid] = s0 + s1
             top[lid] = both
         barrier()
     peak = top[0]
@@ -282,6 +292,17 @@ def silu_gate_in_place(x: MutBuf[f32], other: Buf[f32], v: Pair, x_is_gate: bool
             x[at] = silu(x[at]) * y
         else:
             x[at] = silu(y) * x[at]
+
+
+@kernel(workgroup_size=(WORKGROUP,))
+def silu_gate_within(x: MutBuf[f32], v: Pair):
+    """out = silu(gate) * up, all three in the memory of `x` (halves of a fused projection; out is one of them)."""
+    i = global_id().x
+    if i < v.rows * v.n:
+        r = i // v.n
+        j = i % v.n
+        y = silu(x[v.g_off + r * v.g_stride + j]) * x[v.u_off + r * v.u_stride + j]
+        x[v.o_off + r * v.o_stride + j] = y
 
 
 # --- embedding --------------------------------------------------------------------------------------------------
