@@ -147,7 +147,7 @@ def encode_chat(tokenizer: Tokenizer, template: str | None, messages: list[dict]
         for i, m in enumerate(messages):
             if m.get("content") and n_special(m["content"]):
                 raise ChatTemplateError(f"{TEMPLATE_NAME if template is not None else 'ChatML'}: the template's text "
-                                        f"around message {i} depends on its content, and that content holds a "
+                                        f"around the messages depends on their contents, and message {i} holds a "
                                         f"special token's text: the template and the message cannot be told apart")
         return _with_bos(tokenizer, tokenizer.encode(full, add_bos=False, special=True))
     pieces, contents = aligned
