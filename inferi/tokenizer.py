@@ -12,12 +12,16 @@ Two vocabulary kinds (`tokenizer.ggml.model`):
 
 Token types (`tokenizer.ggml.token_type`, llama.cpp's numbering): control and unknown tokens are *special*: matched
 in the text only with `encode(special=True)` (chat templates), otherwise `<|im_start|>` is encoded as the plain
-characters it is made of. User-defined tokens are matched in any text, as llama.cpp and transformers do.
+characters it is made of. `encode(special=True)` cuts the text at special tokens first (`split_special`) and hands
+`tokenizers` only the runs between them, so the backend itself never matches one. User-defined tokens are matched in
+any text, as llama.cpp and transformers do.
 
 Decoding does not go through `tokenizers`: each id maps to its bytes (byte-level characters mapped back, `▁` to a
 space, `<0xXX>` to the byte, added tokens as their text), and one incremental UTF-8 decoder turns the byte stream into
 text, so `decode` and the streaming `decoder()` are one code path and a character split over tokens is never emitted
-in halves. Tokenization spaces are not "cleaned up" (llama.cpp's `clean_spaces`): text round-trips exactly.
+in halves (`StreamDecoder.flush()` ends a stream: a cut-off character becomes U+FFFD, as in `decode`). SentencePiece
+loses the space it prepended, once, before the first non-special token. Tokenization spaces are not "cleaned up"
+(llama.cpp's `clean_spaces`): text round-trips exactly.
 """
 
 from __future__ import annotations
