@@ -2,9 +2,9 @@
 the template's own text, never from what the messages say.
 
 `render_chat` renders as transformers' `apply_chat_template` does (an `ImmutableSandboxedEnvironment` with
-`trim_blocks`, `lstrip_blocks`, the loop-controls extension, `raise_exception`, `strftime_now` and a `tojson` that
-keeps non-ASCII text); a template of None is ChatML. Errors (syntax, `raise_exception`, undefined names, sandbox
-violations) are a `ChatTemplateError` naming the template and its line.
+`trim_blocks`, `lstrip_blocks`, the loop-controls extension, the `{% generation %}` block, `raise_exception`,
+`strftime_now` and a `tojson` that keeps non-ASCII text); a template of None is ChatML. Errors (syntax,
+`raise_exception`, undefined names, sandbox violations) are a `ChatTemplateError` naming the template and its line.
 
 `encode_chat` must not let a message that contains `<|im_end|>` end its turn. It renders the messages as given, then
 once more with every `content` replaced by a unique sentinel, and once per message with only that message's content
@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import jinja2
 import jinja2.ext
+import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from inferi.tokenizer import Tokenizer
@@ -50,8 +51,24 @@ def _strftime_now(format: str) -> str:
     return datetime.now().strftime(format)
 
 
+class _GenerationBlock(jinja2.ext.Extension):
+    """`{% generation %}...{% endgeneration %}`, which transformers' templates use to mark the assistant's part (for
+    training masks): rendered as its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller) -> str:
+        return caller()
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[jinja2.ext.loopcontrols, _GenerationBlock])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now

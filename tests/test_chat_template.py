@@ -138,6 +138,8 @@ def test_template_helpers():
         '{"role": "user", "content": "é"}'
     loop = "{% for m in messages %}{% if loop.index > 2 %}{% break %}{% endif %}{{ m.role[0] }}{% endfor %}"
     assert render_chat(loop, CHAT) == "su"
+    marked = "{% for m in messages %}{% generation %}[{{ m.content }}]{% endgeneration %}{% endfor %}"
+    assert render_chat(marked, CHAT[2:]) == "[4.][And 3+3?]" == hf_render(marked, CHAT[2:], "", "")
 
 
 def test_message_content_must_be_text():
