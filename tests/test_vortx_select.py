@@ -136,6 +136,24 @@ def test_argmax_out(dev):
             vx.argmax(vx.tensor(x, device=dev), out=bad)
 
 
+def test_argmax_out_replays_in_a_capture(dev):
+    """With `out`, a call after the first allocates nothing, so a captured argmax replays on new logits (while the
+    pool hands buffers to other work)."""
+    rng = np.random.default_rng(8)
+    t, out = vx.tensor(logits(rng, 2, 49152), device=dev), vx.zeros((2,), vx.u32, device=dev)
+    vx.argmax(t, out=out)
+    dev.synchronize()
+    with dev.backend.capture() as graph:
+        vx.argmax(t, out=out)
+        dev.flush()
+    for _ in range(3):
+        _ = [vx.tensor(logits(rng, 24), device=dev) * 2 for _ in range(8)]
+        x = logits(rng, 2, 49152)
+        dev.upload(x.reshape(-1), t.buffer)
+        graph.replay()
+        np.testing.assert_array_equal(out.numpy(), np.argmax(x, -1))
+
+
 def test_no_rows(dev):
     t = vx.zeros((0, 9), device=dev)
     assert vx.argmax(t).shape == (0,)

@@ -25,14 +25,17 @@ from shaders.vortx.select import MAX_K, PIECE, SORT
 from .ops import ShapeError
 
 if TYPE_CHECKING:
+    from .devices import Device
     from .tensor import Tensor
 
 
 def argmax(x: Tensor, out: Tensor | None = None) -> Tensor:
     """The index of the largest element along the last axis: a u32 tensor of shape x.shape[:-1] (ties: the lowest
-    index). `out`, when given, is a contiguous u32 tensor of that shape (a captured graph reuses it)."""
+    index). `out`, when given, is a contiguous u32 tensor of that shape; then the partials of the passes are kept
+    for the next call of that size, so that a call after the first allocates nothing (where x's rows are read in
+    place) and can be captured and replayed."""
     rows, n, offset, stride, x = _rows("argmax", x)
-    shape = x.shape[:-1]
+    shape, keep = x.shape[:-1], out is not None
     if out is None:
         out = x.device.empty(shape, u32)
     elif out.dtype is not u32 or out.shape != shape or not out.is_contiguous() or out.offset:
@@ -40,15 +43,28 @@ def argmax(x: Tensor, out: Tensor | None = None) -> Tensor:
                          f"storage, not {out.dtype.ir} {out.shape} (strides {out.strides}, offset {out.offset})")
     if rows == 0:
         return out
-    device, src, src_ids = x.device, x, None
+    device, src, src_ids, step, key = x.device, x, None, 0, (id(x.device), rows, n)
     while True:
         chunks = -(-n // PIECE)
-        values = device.empty((rows * chunks,), f32)
-        ids = out if chunks == 1 else device.empty((rows * chunks,), u32)
+        values = _partials(device, (*key, step, "values"), rows * chunks, f32, keep)
+        ids = out if chunks == 1 else _partials(device, (*key, step, "ids"), rows * chunks, u32, keep)
         _pass(ArgmaxRows, ArgmaxMerge, values, ids, src, src_ids, Rows(rows, n, offset, stride, chunks, 1))
         if chunks == 1:
             return out
-        src, src_ids, n, offset, stride = values, ids, chunks, 0, chunks
+        src, src_ids, n, offset, stride, step = values, ids, chunks, 0, chunks, step + 1
+
+
+# argmax's partials when `out` is given, kept per (device, rows, n, pass): a captured graph that replays the argmax
+# needs buffers that no later operation takes from the pool (work runs in order, so calls may share them)
+_KEPT: dict[tuple, Tensor] = {}
+
+
+def _partials(device: Device, key: tuple, size: int, dtype: type, keep: bool) -> Tensor:
+    if not keep:
+        return device.empty((size,), dtype)
+    if key not in _KEPT:
+        _KEPT[key] = device.empty((size,), dtype)
+    return _KEPT[key]
 
 
 def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
