@@ -23,9 +23,10 @@ logit (repeat_penalty >= 1, presence and frequency penalties >= 0): a token outs
 logits, m the penalized tokens, still has top_k unpenalized tokens above it. Otherwise (top_k 0, penalties that
 raise logits, more than vortx.select's MAX_K candidates), and on the CPU interpreter or a CPU adapter such as
 lavapipe (where reading the logits is a copy in host memory, cheaper than selecting), it reads the logits.
-`sample_numpy` is the reference: it takes the same candidates from a numpy array and runs the same host steps,
-so both give the same ids. NaN logits: greedy without penalties gives the first NaN's id (numpy.argmax's rule,
-which vortx.argmax keeps); every other path raises ValueError.
+`sample_numpy` is the reference: it takes those candidates from a numpy array (with the penalized tokens among
+them, which lifting penalties may raise into the top-k) and runs the same host steps, so both give the same ids.
+NaN logits: greedy without penalties gives the first NaN's id (numpy.argmax's rule, which vortx.argmax keeps);
+every other path raises ValueError.
 """
 
 from __future__ import annotations
