@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import vortx
-from shaders.vortx.select import MAX_K
+from vortx.select import MAX_K
 
 if TYPE_CHECKING:
     from khal_runtime import Backend
