@@ -9,10 +9,10 @@ candidates of the previous pass, values and ids (`*_merge`).
 Candidates are compared as integers, never as floats: `order_key` maps an f32 to a u32 whose unsigned order is the
 float order, with every NaN above +inf and -0.0 equal to +0.0 (numpy's argmax: a NaN is the largest, and the
 first of equal values wins). Integer compares need no case for NaN, and WebGPU promises nothing for NaN and
-infinities in float code (docs/IR.md, Targets): this gives one order on every backend. The rank order is key descending, then id ascending: ties go to the
-lowest index. Padding (positions past the end of a row) is the candidate (-inf, NO_ID), which ranks below every
-real one, -inf included (its id is lower); a pass writes it for a piece of fewer than `k` elements, and the next
-pass reads it like any other candidate.
+infinities in float code (docs/IR.md, Targets): this gives one order on every backend. The rank order is key
+descending, then id ascending: ties go to the lowest index. Padding (positions past the end of a row) is the
+candidate (-inf, NO_ID), which ranks below every real one, -inf included (its id is lower); a pass writes it for a
+piece of fewer than `k` elements, and the next pass reads it like any other candidate.
 
 - `argmax_*`: each thread walks its share of the piece, then shared memory combines the workgroup's threads in a
   tree of halvings.
