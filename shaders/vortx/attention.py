@@ -115,8 +115,9 @@ def attend(dst: MutBuf[f32], q: Buf[f32], k: Buf[f16], v: Buf[f16], start: Buf[u
     require(len(k) >= a.k_off + a.ctx * a.kv_heads * a.head_dim)
     require(len(v) >= a.v_off + a.ctx * a.kv_heads * a.head_dim)
     require(a.direct <= 1)
-    # the output (direct) or the partials
-    require(len(dst) >= a.o_off + a.n * a.heads * (a.direct * a.head_dim + (1 - a.direct) * a.splits * (a.head_dim + 2)))
+    # room for the output (direct) or the partials
+    require(len(dst) >= a.o_off + a.n * a.heads * (a.direct * a.head_dim
+                                                   + (1 - a.direct) * a.splits * (a.head_dim + 2)))
     q_s = shared(f32, MAX_HEAD_DIM)
     p_s = shared(f32, CHUNK)
     red = shared(f32, WORKGROUP)
