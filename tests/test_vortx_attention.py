@@ -12,7 +12,7 @@ from cases.vortx_attention import attention_reference
 
 import vortx as vx
 from vortx import attention as attention_module
-from vortx.attention import attention, plan, write_cache
+from vortx.attention import attention, head_group, plan, write_cache
 from vortx.devices import Device
 from vortx.ops import ShapeError
 
@@ -157,9 +157,12 @@ def test_errors(dev):
         attention(q, k, vx.zeros((8, 2, 64), vx.f16, dev), start)
     with pytest.raises(ShapeError, match="q has shape .2, 384., expected 3 dimensions"):
         attention(q.reshape(2, 384), k, k, start)
-    with pytest.raises(ShapeError, match="head_dim 320 is outside"):
+    with pytest.raises(ShapeError, match="head_dim 320 is not a multiple of 4 in 4 .. 256"):
         attention(vx.zeros((1, 2, 320), vx.f32, dev), vx.zeros((4, 2, 320), vx.f16, dev),
                   vx.zeros((4, 2, 320), vx.f16, dev), start)
+    with pytest.raises(ShapeError, match="head_dim 62 is not a multiple of 4"):
+        attention(vx.zeros((1, 2, 62), vx.f32, dev), vx.zeros((4, 2, 62), vx.f16, dev),
+                  vx.zeros((4, 2, 62), vx.f16, dev), start)
     with pytest.raises(ShapeError, match="not contiguous"):
         attention(q.permute(1, 0, 2), k, k, start)
     with pytest.raises(ShapeError, match="out has shape"):
@@ -177,3 +180,6 @@ def test_plan_covers_the_cache():
         splits, span = plan(n, heads, ctx)
         assert span % attention_module.CHUNK == 0 and splits * span >= ctx > (splits - 1) * span
     assert plan(1, 9, 4096)[0] > 1 and plan(512, 9, 4096)[0] == 1
+    # query heads per kv head -> heads a workgroup takes together
+    assert {per_kv: head_group(per_kv) for per_kv in (1, 3, 4, 5, 6, 14, 16)} == \
+        {1: 1, 3: 3, 4: 4, 5: 1, 6: 3, 14: 7, 16: 8}

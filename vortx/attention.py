@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from khal_runtime import workgroups
 from khal_runtime.lang import f16, f32, u32
-from shaders._generated.vortx.attention import Attend, AttendCombine, Attn, CacheRows, WriteCache
-from shaders.vortx.attention import CHUNK, MAX_HEAD_DIM
+from shaders._generated.vortx.attention import ATTEND, AttendCombine, Attn, CacheRows, WriteCache
+from shaders.vortx.attention import CHUNK, GROUP, MAX_HEAD_DIM
 
 from .ops import ShapeError, same_device
 
@@ -75,8 +75,8 @@ def attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, *, sca
                          f"{k_cache.shape} have {kv_dim}")
     if kv_heads == 0 or heads % kv_heads:
         raise ShapeError(f"vortx.attention: q has {heads} heads, not a multiple of the caches' {kv_heads} kv heads")
-    if not 0 < head_dim <= MAX_HEAD_DIM:
-        raise ShapeError(f"vortx.attention: head_dim {head_dim} is outside 1 .. {MAX_HEAD_DIM}")
+    if not 0 < head_dim <= MAX_HEAD_DIM or head_dim % 4:
+        raise ShapeError(f"vortx.attention: head_dim {head_dim} is not a multiple of 4 in 4 .. {MAX_HEAD_DIM}")
     if n > MAX_Z:
         raise ShapeError(f"vortx.attention: {n} query positions in one call; at most {MAX_Z}")
     if ctx == 0:
@@ -92,26 +92,34 @@ def attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, *, sca
     if not n * heads:
         return out
     scale = head_dim ** -0.5 if scale is None else float(scale)
-    splits, span = plan(n, heads, ctx)
+    group = head_group(heads // kv_heads)
+    splits, span = plan(n, heads // group, ctx)
+    attend = ATTEND.pick(GROUP=group)
     device = q.device
     attn = Attn(n, heads, kv_heads, head_dim, ctx, splits, span, int(splits == 1), q.offset, k_cache.offset,
                 v_cache.offset, 0 if splits > 1 else out.offset, scale)
-    grid = workgroups(splits, heads, n)
+    grid = workgroups(splits, heads // group, n)
     if splits == 1:
-        device.dispatch(Attend, grid, out.buffer, q.buffer, k_cache.buffer, v_cache.buffer, start.buffer, attn)
+        device.dispatch(attend, grid, out.buffer, q.buffer, k_cache.buffer, v_cache.buffer, start.buffer, attn)
         return out
     part = scratch(device, n * heads * splits * (head_dim + 2))
-    device.dispatch(Attend, grid, part.buffer, q.buffer, k_cache.buffer, v_cache.buffer, start.buffer, attn)
+    device.dispatch(attend, grid, part.buffer, q.buffer, k_cache.buffer, v_cache.buffer, start.buffer, attn)
     device.dispatch(AttendCombine, workgroups(heads, n), out.buffer, part.buffer, start.buffer,
                     attn._replace(o_off=out.offset))
     return out
 
 
-def plan(n: int, heads: int, ctx: int) -> tuple[int, int]:
-    """(splits, span): the fewest pieces of the context, each a multiple of CHUNK keys, that give n * heads *
-    splits at least SPLIT_TARGET workgroups (or one piece per chunk)."""
+def head_group(per_kv: int) -> int:
+    """The query heads an attend workgroup takes together (they share one kv head, whose keys and values it then
+    loads once for all): the largest GROUP instance that divides the heads per kv head."""
+    return max(g for g in GROUP.values if per_kv % g == 0)
+
+
+def plan(n: int, blocks: int, ctx: int) -> tuple[int, int]:
+    """(splits, span): the fewest pieces of the context, each a multiple of CHUNK keys, that give n * blocks
+    (workgroups per split) * splits at least SPLIT_TARGET workgroups (or one piece per chunk)."""
     chunks = -(-ctx // CHUNK)
-    wanted = min(chunks, max(1, -(-SPLIT_TARGET // (n * heads))))
+    wanted = min(chunks, max(1, -(-SPLIT_TARGET // (n * blocks))))
     span = -(-chunks // wanted) * CHUNK
     return -(-ctx // span), span
 

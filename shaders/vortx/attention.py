@@ -23,6 +23,7 @@ carry infinities through arithmetic, and exp of a finite -1e30 is 0 everywhere.
 from khal_runtime.lang import (
     Array,
     Buf,
+    Const,
     MutBuf,
     array,
     barrier,
@@ -36,6 +37,7 @@ from khal_runtime.lang import (
     shared,
     static_range,
     struct,
+    template,
     u32,
     workgroup_id,
 )
@@ -46,6 +48,7 @@ KEYS_PER_THREAD = CHUNK // WORKGROUP
 MAX_HEAD_DIM = 256
 DIMS_PER_THREAD = MAX_HEAD_DIM // WORKGROUP
 TREE = 6                            # log2(WORKGROUP): halvings of a shared-memory reduction
+GROUP = template(1, 2, 3, 4, 7, 8)     # query heads of one kv head per attend workgroup: K/V loaded once for them
 NEG_BIG = -1.0e30                   # masked scores and the initial running maximum (see the module docstring)
 
 
@@ -80,37 +83,27 @@ def live_keys(a: Attn, start: Buf[u32], i: u32) -> u32:
     return min(start[0] + i + 1, a.ctx)
 
 
-def tree_max(red: Array[f32], lid: u32, value: f32) -> f32:
-    """The workgroup's maximum of `value` (every thread gets it)."""
-    red[lid] = value
+def tree(red: Array[f32], lid: u32, is_max: Const[bool]):
+    """Reduce red[g, 0 .. WORKGROUP) into red[g, 0] for every head g of the workgroup (max or sum), all heads in
+    one tree of TREE halvings; every thread reads the results after the last barrier."""
     barrier()
     for step in static_range(TREE):
         half = u32(WORKGROUP >> (step + 1))
         if lid < half:
-            red[lid] = max(red[lid], red[lid + half])
+            for g in static_range(GROUP):
+                if is_max:
+                    red[g, lid] = max(red[g, lid], red[g, lid + half])
+                else:
+                    red[g, lid] = red[g, lid] + red[g, lid + half]
         barrier()
-    total = red[0]
-    barrier()
-    return total
-
-
-def tree_sum(red: Array[f32], lid: u32, value: f32) -> f32:
-    red[lid] = value
-    barrier()
-    for step in static_range(TREE):
-        half = u32(WORKGROUP >> (step + 1))
-        if lid < half:
-            red[lid] = red[lid] + red[lid + half]
-        barrier()
-    total = red[0]
-    barrier()
-    return total
 
 
 @kernel(workgroup_size=(WORKGROUP,))
 def attend(dst: MutBuf[f32], q: Buf[f32], k: Buf[f16], v: Buf[f16], start: Buf[u32], a: Attn):
     require(a.head_dim <= MAX_HEAD_DIM)
+    require(a.head_dim % 4 == 0)
     require(a.span % CHUNK == 0)
+    require((a.heads // a.kv_heads) % GROUP == 0)
     require(len(q) >= a.q_off + a.n * a.heads * a.head_dim)
     require(len(k) >= a.k_off + a.ctx * a.kv_heads * a.head_dim)
     require(len(v) >= a.v_off + a.ctx * a.kv_heads * a.head_dim)
@@ -118,75 +111,93 @@ def attend(dst: MutBuf[f32], q: Buf[f32], k: Buf[f16], v: Buf[f16], start: Buf[u
     # room for the output (direct) or the partials
     require(len(dst) >= a.o_off + a.n * a.heads * (a.direct * a.head_dim
                                                    + (1 - a.direct) * a.splits * (a.head_dim + 2)))
-    q_s = shared(f32, MAX_HEAD_DIM)
-    p_s = shared(f32, CHUNK)
-    red = shared(f32, WORKGROUP)
-    acc = array(f32, DIMS_PER_THREAD)
-    scores = array(f32, KEYS_PER_THREAD)
+    q_s = shared(f32, GROUP, MAX_HEAD_DIM)
+    p_s = shared(f32, GROUP, CHUNK)
+    red = shared(f32, GROUP, WORKGROUP)
+    acc = array(f32, GROUP, DIMS_PER_THREAD)
+    scores = array(f32, GROUP, KEYS_PER_THREAD)
+    run_max = array(f32, GROUP)
+    run_sum = array(f32, GROUP)         # this thread's share of the softmax denominators, at run_max
+    rescale = array(f32, GROUP)
     lid = local_id().x
     split = workgroup_id().x
-    h = workgroup_id().y
     i = workgroup_id().z
     hd = a.head_dim
     kv_row = a.kv_heads * hd
-    kv = h // (a.heads // a.kv_heads)
-    q_base = a.q_off + (i * a.heads + h) * hd
-    for t in static_range(DIMS_PER_THREAD):
-        d = lid + t * WORKGROUP
-        if d < hd:
-            q_s[d] = q[q_base + d] * a.scale
+    h0 = workgroup_id().y * GROUP                   # the workgroup's first query head; all read one kv head
+    kv = h0 // (a.heads // a.kv_heads)
+    for g in static_range(GROUP):
+        run_max[g] = NEG_BIG
+        for t in static_range(DIMS_PER_THREAD):
+            d = lid + t * WORKGROUP
+            if d < hd:
+                q_s[g, d] = q[a.q_off + (i * a.heads + h0 + g) * hd + d] * a.scale
     barrier()
     end = min(live_keys(a, start, i), (split + 1) * a.span)
     begin = split * a.span
-    run_max = f32(NEG_BIG)
-    run_sum = f32(0)            # this thread's share of the softmax denominator, at run_max
     for base in range(begin, end, CHUNK):
-        best = f32(NEG_BIG)
         for t in static_range(KEYS_PER_THREAD):
             j = base + lid + t * WORKGROUP
-            s = f32(NEG_BIG)
+            for g in static_range(GROUP):
+                scores[g, t] = 0.0
             if j < end:
                 row = a.k_off + j * kv_row + kv * hd
-                s = f32(0)
-                for d in range(hd):
-                    s += q_s[d] * f32(k[row + d])
-            scores[t] = s
-            best = max(best, s)
-        new_max = max(run_max, tree_max(red, lid, best))
-        rescale = exp(run_max - new_max)
-        run_sum *= rescale
-        for t in static_range(KEYS_PER_THREAD):
-            p = exp(scores[t] - new_max) if base + lid + t * WORKGROUP < end else f32(0)
-            p_s[lid + t * WORKGROUP] = p
-            run_sum += p
-        run_max = new_max
+                for d0 in range(0, hd, 4):
+                    for u in static_range(4):
+                        key = f32(k[row + d0 + u])
+                        for g in static_range(GROUP):
+                            scores[g, t] += q_s[g, d0 + u] * key
+            else:
+                for g in static_range(GROUP):
+                    scores[g, t] = NEG_BIG
+        for g in static_range(GROUP):
+            best = scores[g, 0]
+            for t in static_range(1, KEYS_PER_THREAD):
+                best = max(best, scores[g, t])
+            red[g, lid] = best
+        tree(red, lid, True)
+        for g in static_range(GROUP):
+            new_max = max(run_max[g], red[g, 0])
+            rescale[g] = exp(run_max[g] - new_max)
+            run_sum[g] *= rescale[g]
+            for t in static_range(KEYS_PER_THREAD):
+                p = exp(scores[g, t] - new_max) if base + lid + t * WORKGROUP < end else f32(0)
+                p_s[g, lid + t * WORKGROUP] = p
+                run_sum[g] += p
+            run_max[g] = new_max
         barrier()
         count = min(end - base, u32(CHUNK))
         for t in static_range(DIMS_PER_THREAD):
             d = lid + t * WORKGROUP
             if d < hd:
-                o = acc[t] * rescale
+                for g in static_range(GROUP):
+                    acc[g, t] *= rescale[g]
                 col = a.v_off + base * kv_row + kv * hd + d
                 for j in range(count):
-                    o += p_s[j] * f32(v[col + j * kv_row])
-                acc[t] = o
+                    value = f32(v[col + j * kv_row])
+                    for g in static_range(GROUP):
+                        acc[g, t] += p_s[g, j] * value
         barrier()
-    total = tree_sum(red, lid, run_sum)
-    if a.direct == 1:
-        out = a.o_off + (i * a.heads + h) * hd
-        for t in static_range(DIMS_PER_THREAD):
-            d = lid + t * WORKGROUP
-            if d < hd and total > 0.0:
-                dst[out + d] = acc[t] / total
-    elif begin < end:
-        out = a.o_off + ((i * a.heads + h) * a.splits + split) * (hd + 2)
-        for t in static_range(DIMS_PER_THREAD):
-            d = lid + t * WORKGROUP
-            if d < hd:
-                dst[out + d] = acc[t]
-        if lid == 0:
-            dst[out + hd] = run_max
-            dst[out + hd + 1] = total
+    for g in static_range(GROUP):
+        red[g, lid] = run_sum[g]
+    tree(red, lid, False)
+    for g in static_range(GROUP):
+        total = red[g, 0]
+        h = h0 + g
+        if a.direct == 1:
+            for t in static_range(DIMS_PER_THREAD):
+                d = lid + t * WORKGROUP
+                if d < hd and total > 0.0:
+                    dst[a.o_off + (i * a.heads + h) * hd + d] = acc[g, t] / total
+        elif begin < end:
+            out = a.o_off + ((i * a.heads + h) * a.splits + split) * (hd + 2)
+            for t in static_range(DIMS_PER_THREAD):
+                d = lid + t * WORKGROUP
+                if d < hd:
+                    dst[out + d] = acc[g, t]
+            if lid == 0:
+                dst[out + hd] = run_max[g]
+                dst[out + hd + 1] = total
 
 
 @kernel(workgroup_size=(WORKGROUP,))

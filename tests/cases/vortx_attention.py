@@ -1,7 +1,8 @@
 """Differential-test cases of the attention kernels (shaders/vortx/attention.py), and the numpy reference of causal
 grouped-query attention over an f16 cache that tests/test_vortx_attention.py also uses.
 
-Sizes are query positions. `attend` writes the output directly for n >= 4 (one split) and per-split partials for
+Sizes are query positions. Each `attend` instance (GROUP query heads per workgroup) runs with GROUP or 2 GROUP
+heads per kv head. `attend` writes the output directly for n >= 4 (one split) and per-split partials for
 fewer (decode-like: several splits, some past the live length, which write nothing); the caches are read through
 offsets, and `start` puts the last queries past a chunk boundary. `attend_combine` merges random partials of
 which only the live splits count. `write_cache` writes rows that run past the end of the cache, which are dropped.
@@ -13,7 +14,7 @@ import numpy as np
 
 from khal_runtime import workgroups
 from khal_runtime.testing import Args, Case
-from shaders._generated.vortx.attention import Attend, AttendCombine, Attn, CacheRows, WriteCache
+from shaders._generated.vortx.attention import ATTEND, AttendCombine, Attn, CacheRows, WriteCache
 from shaders.vortx.attention import CHUNK
 
 HEADS, KV_HEADS, HEAD_DIM = 6, 2, 64
@@ -56,14 +57,14 @@ def split_partials(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int, a: A
     return out.astype(np.float32).reshape(-1)
 
 
-def attend_inputs(rng: np.random.Generator, n: int) -> Args:
+def attend_inputs(rng: np.random.Generator, n: int, heads: int) -> Args:
     start = CTX - n - CHUNK // 2 if n < 4 else CTX - n - 5
     splits, span = (3, CHUNK) if n < 4 else (1, 3 * CHUNK)
-    a = Attn(n, HEADS, KV_HEADS, HEAD_DIM, CTX, splits, span, int(splits == 1), 0, OFF, 2 * OFF, 0, 0.125)
-    size = n * HEADS * (HEAD_DIM if splits == 1 else splits * (HEAD_DIM + 2))
+    a = Attn(n, heads, KV_HEADS, HEAD_DIM, CTX, splits, span, int(splits == 1), 0, OFF, 2 * OFF, 0, 0.125)
+    size = n * heads * (HEAD_DIM if splits == 1 else splits * (HEAD_DIM + 2))
     cache = (CTX * KV_HEADS * HEAD_DIM,)
     return {"dst": np.zeros(size, np.float32),
-            "q": rng.standard_normal(n * HEADS * HEAD_DIM).astype(np.float32),
+            "q": rng.standard_normal(n * heads * HEAD_DIM).astype(np.float32),
             "k": np.concatenate([np.zeros(OFF, np.float16), rng.standard_normal(cache).astype(np.float16)]),
             "v": np.concatenate([np.zeros(2 * OFF, np.float16), rng.standard_normal(cache).astype(np.float16)]),
             "start": np.array([start], np.uint32), "a": a}
@@ -72,7 +73,7 @@ def attend_inputs(rng: np.random.Generator, n: int) -> Args:
 def caches(args: Args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     shape = (CTX, KV_HEADS, HEAD_DIM)
     a = args["a"]
-    return (args["q"].reshape(a.n, HEADS, HEAD_DIM), args["k"][OFF:].reshape(shape),
+    return (args["q"].reshape(a.n, a.heads, HEAD_DIM), args["k"][OFF:].reshape(shape),
             args["v"][2 * OFF:].reshape(shape))
 
 
@@ -127,9 +128,13 @@ def write_reference(args: Args) -> dict[str, np.ndarray]:
     return {"cache": cache}
 
 
-CASES.append(Case(Attend, inputs=attend_inputs, reference=attend_reference,
-                  grid=lambda a: workgroups(a["a"].splits, HEADS, a["a"].n), sizes=(1, 3, 4, 9),
-                  tolerance={"dst": 1e-5}))
+for cls in ATTEND:
+    group = cls.TEMPLATE["GROUP"]
+    heads = KV_HEADS * group * (2 if group < 4 else 1)       # two workgroups per kv head for the small groups
+    CASES.append(Case(cls, inputs=lambda rng, n, heads=heads: attend_inputs(rng, n, heads),
+                      reference=attend_reference,
+                      grid=lambda a, group=group: workgroups(a["a"].splits, a["a"].heads // group, a["a"].n),
+                      sizes=(1, 3, 4, 9), tolerance={"dst": 1e-5}))
 CASES.append(Case(AttendCombine, inputs=combine_inputs, reference=combine_reference,
                   grid=lambda a: workgroups(HEADS, a["a"].n), sizes=(1, 5), tolerance={"out": 1e-5}))
 CASES.append(Case(WriteCache, inputs=write_inputs, reference=write_reference,
