@@ -12,7 +12,7 @@ from cases.vortx_attention import attention_reference
 
 import vortx as vx
 from vortx import attention as attention_module
-from vortx.attention import attention, head_group, plan, write_cache
+from vortx.attention import attention, head_group, plan, split_target, write_cache
 from vortx.devices import Device
 from vortx.ops import ShapeError
 
@@ -46,7 +46,8 @@ def test_decode_at_several_positions(dev, heads, kv_heads, head_dim):
     rng = np.random.default_rng(heads * head_dim)
     ctx = 1100
     k, v = random_cache(rng, ctx, kv_heads, head_dim), random_cache(rng, ctx, kv_heads, head_dim)
-    assert plan(1, heads, ctx)[0] > 1            # decode splits the context
+    blocks = heads // head_group(heads // kv_heads)
+    assert plan(1, blocks, ctx, split_target(dev))[0] > 1       # decode splits the context
     for start in (0, 1, 255, 256, 700, ctx - 1):
         check(dev, rng.standard_normal((1, heads, head_dim)).astype(np.float32), k, v, start)
 
@@ -65,12 +66,10 @@ def test_split_and_direct_paths_agree(dev, monkeypatch):
     rng = np.random.default_rng(5)
     k, v = random_cache(rng, 900, 3, 64), random_cache(rng, 900, 3, 64)
     q = rng.standard_normal((6, 9, 64)).astype(np.float32)
-    monkeypatch.setattr(attention_module, "SPLIT_TARGET", 1 << 16)
-    assert plan(6, 9, 900)[0] == 4
-    check(dev, q, k, v, 600)
-    monkeypatch.setattr(attention_module, "SPLIT_TARGET", 1)
-    assert plan(6, 9, 900)[0] == 1
-    check(dev, q, k, v, 600)
+    for target, splits in ((1 << 16, 4), (1, 1)):
+        monkeypatch.setattr(attention_module, "split_target", lambda device, target=target: target)
+        assert plan(6, 3, 900, target)[0] == splits
+        check(dev, q, k, v, 600)
 
 
 def test_large_scores_stay_finite(dev):
@@ -179,7 +178,8 @@ def test_plan_covers_the_cache():
     for n, heads, ctx in [(1, 9, 4096), (1, 9, 8192), (1, 32, 100), (512, 9, 4096), (3, 2, 5000)]:
         splits, span = plan(n, heads, ctx)
         assert span % attention_module.CHUNK == 0 and splits * span >= ctx > (splits - 1) * span
-    assert plan(1, 9, 4096)[0] > 1 and plan(512, 9, 4096)[0] == 1
+    assert plan(1, 3, 4096)[0] > 1 and plan(512, 3, 4096)[0] == 1
+    assert plan(1, 3, 4096, target=8) == (3, 6 * attention_module.CHUNK)     # a CPU: few workgroups
     # query heads per kv head -> heads a workgroup takes together
     assert {per_kv: head_group(per_kv) for per_kv in (1, 3, 4, 5, 6, 14, 16)} == \
         {1: 1, 3: 3, 4: 4, 5: 1, 6: 3, 14: 7, 16: 8}

@@ -9,9 +9,11 @@ scaled dot-product attention of n query positions over the cache (kernels: shade
 
 The position comes from the `start` tensor, never from the host: a captured step replays at a new position once
 `start` is written. So the work is planned for the whole cache: the key range of each query is cut into
-`splits` pieces of `span` keys (a multiple of CHUNK) that cover ctx, chosen so that n * heads * splits reaches
-SPLIT_TARGET workgroups (decode: one query, a few heads, so the context is split; prefill of many positions: one
-split, and the kernel writes the output directly). Pieces past a query's live length exit at once. With several
+`splits` pieces of `span` keys (a multiple of CHUNK) that cover ctx, chosen so that the workgroups of a split (n
+queries times heads / GROUP, a workgroup taking the GROUP query heads of one kv head) times splits reach
+SPLIT_TARGET on a GPU, CPU_SPLIT_TARGET on lavapipe and the interpreter, where each workgroup costs a launch and
+a few run at once (decode: one query, a few heads, so the context is split; prefill of many positions: one split,
+and the kernel writes the output directly). Pieces past a query's live length exit at once. With several
 splits a second kernel merges the pieces; their partials go to a scratch buffer kept per device and shape, so that
 a call whose shape ran before allocates nothing (inside a capture, pass `out` too).
 """
@@ -19,6 +21,7 @@ a call whose shape ran before allocates nothing (inside a capture, pass `out` to
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 from khal_runtime import workgroups
@@ -32,7 +35,9 @@ if TYPE_CHECKING:
     from .devices import Device
     from .tensor import Tensor
 
-SPLIT_TARGET = 128          # workgroups a call should give the device before its context is split no further
+SPLIT_TARGET = 128          # workgroups a call should give a GPU before its context is split no further
+# ... and a CPU (the interpreter, lavapipe), whose workgroups run a few at a time and each costs a launch
+CPU_SPLIT_TARGET = 4 * (os.cpu_count() or 1)
 MAX_Z = 65535               # workgroups along z (the query positions) in one dispatch
 
 # scratch partials by (device, elements): reused by every call of that shape, in recording order
@@ -93,7 +98,7 @@ def attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, *, sca
         return out
     scale = head_dim ** -0.5 if scale is None else float(scale)
     group = head_group(heads // kv_heads)
-    splits, span = plan(n, heads // group, ctx)
+    splits, span = plan(n, heads // group, ctx, split_target(q.device))
     attend = ATTEND.pick(GROUP=group)
     device = q.device
     attn = Attn(n, heads, kv_heads, head_dim, ctx, splits, span, int(splits == 1), q.offset, k_cache.offset,
@@ -115,11 +120,20 @@ def head_group(per_kv: int) -> int:
     return max(g for g in GROUP.values if per_kv % g == 0)
 
 
-def plan(n: int, blocks: int, ctx: int) -> tuple[int, int]:
+def split_target(device: Device) -> int:
+    """The workgroups to aim at on the device: lavapipe (a CPU adapter) and the interpreter want few."""
+    backend = device.backend
+    adapter = getattr(backend, "adapter", None)
+    on_cpu = backend.name == "cpu" or adapter is not None and adapter.info.get("adapter_type") == "CPU"
+    return CPU_SPLIT_TARGET if on_cpu else SPLIT_TARGET
+
+
+def plan(n: int, blocks: int, ctx: int, target: int | None = None) -> tuple[int, int]:
     """(splits, span): the fewest pieces of the context, each a multiple of CHUNK keys, that give n * blocks
-    (workgroups per split) * splits at least SPLIT_TARGET workgroups (or one piece per chunk)."""
+    (workgroups per split) * splits at least `target` (default SPLIT_TARGET) workgroups, or one piece per chunk."""
+    target = SPLIT_TARGET if target is None else target
     chunks = -(-ctx // CHUNK)
-    wanted = min(chunks, max(1, -(-SPLIT_TARGET // (n * blocks))))
+    wanted = min(chunks, max(1, -(-target // (n * blocks))))
     span = -(-chunks // wanted) * CHUNK
     return -(-ctx // span), span
 
