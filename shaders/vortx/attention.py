@@ -5,13 +5,15 @@ Query i of a call (position start + i) attends to cache positions 0 .. start + i
 grid of the capture. The grid is therefore sized for the whole cache (`ctx`), and workgroups whose keys lie past
 the live length find no work and exit; every read and write is also bounded by `ctx`, whatever the buffer holds.
 
-- `attend`: a workgroup of WORKGROUP threads takes one (split, head, query): the keys s * span .. (s + 1) * span
-  of that query's live range, in chunks of CHUNK keys. Each thread scores CHUNK / WORKGROUP keys against the
-  query (held in shared memory; keys are f16, sums f32), a shared-memory tree gives the chunk's maximum, and the
-  running softmax is rescaled by exp(old max - new max) (flash attention's online softmax). Each thread then owns
-  the output dimensions lid, lid + WORKGROUP, ... and adds the chunk's probabilities times the values, whose loads
-  coalesce across threads. With one split (`direct`) it writes the normalised output; with several it writes the
-  split's unnormalised output, maximum and sum to `dst` as (query, head, split, head_dim + 2) partials.
+- `attend`: a workgroup of WORKGROUP threads takes one (split, query) and GROUP query heads that share one kv
+  head (a template: GQA's keys and values are loaded once for the group): the keys s * span .. (s + 1) * span
+  of the query's live range, in chunks of CHUNK keys. Each thread scores CHUNK / WORKGROUP keys against the
+  group's queries (held in shared memory, pre-scaled; keys f16, sums f32), one shared-memory tree gives every
+  head's chunk maximum, and the running softmax is rescaled by exp(old max - new max) (flash attention's online
+  softmax). Each thread then owns the output dimensions lid, lid + WORKGROUP, ... and adds the chunk's
+  probabilities times the values, whose loads coalesce across threads. With one split (`direct`) it writes the
+  normalised output; with several, each split's unnormalised output, maximum and sum go to `dst` as (query,
+  head, split, head_dim + 2) partials (a split past the live length writes nothing).
 - `attend_combine`: a workgroup per (query, head) merges the live splits' partials (log-sum-exp weights).
 - `write_cache`: a thread per element converts rows of x (n, kv_heads, head_dim) f32 to f16 rows start .. of the
   cache; rows at or past ctx are dropped.
