@@ -166,6 +166,8 @@ def test_errors(dev):
         attention(q.permute(1, 0, 2), k, k, start)
     with pytest.raises(ShapeError, match="out has shape"):
         attention(q, k, k, start, out=vx.empty((1, 6, 64), vx.f32, dev))
+    with pytest.raises(ValueError, match="out shares its buffer with q"):
+        attention(q, k, k, start, out=q)
     with pytest.raises(TypeError, match="k_cache must be a vortx tensor, not ndarray"):
         attention(q, np.zeros((16, 2, 64), np.float16), k, start)
     with pytest.raises(ShapeError, match="x of shape .* does not fit rows of the cache"):

@@ -14,8 +14,8 @@ queries times heads / GROUP, a workgroup taking the GROUP query heads of one kv 
 SPLIT_TARGET on a GPU, CPU_SPLIT_TARGET on lavapipe and the interpreter, where each workgroup costs a launch and
 a few run at once (decode: one query, a few heads, so the context is split; prefill of many positions: one split,
 and the kernel writes the output directly). Pieces past a query's live length exit at once. With several
-splits a second kernel merges the pieces; their partials go to a scratch buffer kept per device and shape, so that
-a call whose shape ran before allocates nothing (inside a capture, pass `out` too).
+splits a second kernel merges the pieces; their partials go to a scratch buffer kept per device, so that a call
+no larger than one that ran before allocates nothing (inside a capture, pass `out` too).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ SPLIT_TARGET = 128          # workgroups a call should give a GPU before its con
 CPU_SPLIT_TARGET = 4 * (os.cpu_count() or 1)
 MAX_Z = 65535               # workgroups along z (the query positions) in one dispatch
 
-# scratch partials by (device, elements): reused by every call of that shape, in recording order
-_scratch: dict[tuple[int, int], Tensor] = {}
+# scratch partials by device: reused by every call, in recording order (a call's combine reads them before the next
+# call's attend writes them)
+_scratch: dict[int, Tensor] = {}
 
 
 def write_cache(cache: Tensor, x: Tensor, start: Tensor) -> None:
@@ -94,6 +95,9 @@ def attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, *, sca
         if out.shape != q.shape:
             raise ShapeError(f"vortx.attention: out has shape {out.shape}, the result {q.shape}")
         same_device("attention", q, out)
+        if out.storage is q.storage:
+            raise ValueError("vortx.attention: out shares its buffer with q; the kernels cannot write the buffer "
+                             "they read: pass another tensor")
     if not n * heads:
         return out
     scale = head_dim ** -0.5 if scale is None else float(scale)
@@ -139,11 +143,12 @@ def plan(n: int, blocks: int, ctx: int, target: int | None = None) -> tuple[int,
 
 
 def scratch(device: Device, size: int) -> Tensor:
-    """A device buffer of `size` f32 partials, the same one for every call of that size on the device."""
-    key = (id(device), size)
-    if key not in _scratch:
-        _scratch[key] = device.empty((size,), f32)
-    return _scratch[key]
+    """A device buffer of at least `size` f32 partials: one per device, replaced by a larger one when a call needs
+    more (a captured graph keeps the buffers it recorded)."""
+    held = _scratch.get(id(device))
+    if held is None or held.size < size:
+        held = _scratch[id(device)] = device.empty((size,), f32)
+    return held
 
 
 def _check(t: object, op: str, name: str, dtype: type, rank: int) -> None:
