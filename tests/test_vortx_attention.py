@@ -12,7 +12,7 @@ from cases.vortx_attention import attention_reference
 
 import vortx as vx
 from vortx import attention as attention_module
-from vortx.attention import attention, head_group, plan, split_target, write_cache
+from vortx.attention import attention, head_group, plan, write_cache
 from vortx.devices import Device
 from vortx.ops import ShapeError
 
@@ -42,12 +42,15 @@ def check(dev: Device, q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int, 
 
 
 @pytest.mark.parametrize("heads, kv_heads, head_dim", SHAPES)
-def test_decode_at_several_positions(dev, heads, kv_heads, head_dim):
+@pytest.mark.parametrize("target", [attention_module.SPLIT_TARGET, 1], ids=["split", "whole"])
+def test_decode_at_several_positions(dev, monkeypatch, heads, kv_heads, head_dim, target):
+    """Decode with the context split as on a GPU, and in one piece (as on a CPU device with few cores)."""
     rng = np.random.default_rng(heads * head_dim)
     ctx = 1100
     k, v = random_cache(rng, ctx, kv_heads, head_dim), random_cache(rng, ctx, kv_heads, head_dim)
+    monkeypatch.setattr(attention_module, "split_target", lambda device: target)
     blocks = heads // head_group(heads // kv_heads)
-    assert plan(1, blocks, ctx, split_target(dev))[0] > 1       # decode splits the context
+    assert (plan(1, blocks, ctx, target)[0] > 1) == (target > 1)
     for start in (0, 1, 255, 256, 700, ctx - 1):
         check(dev, rng.standard_normal((1, heads, head_dim)).astype(np.float32), k, v, start)
 
@@ -114,9 +117,11 @@ def test_write_cache_never_writes_past_the_cache(dev):
     np.testing.assert_array_equal(cache.numpy(), got)
 
 
-def test_position_is_read_at_run_time(dev):
+@pytest.mark.parametrize("target", [attention_module.SPLIT_TARGET, 1], ids=["split", "whole"])
+def test_position_is_read_at_run_time(dev, monkeypatch, target):
     """A call captured once and replayed after `start` changes attends to the new length: the grid covers the
     whole cache and the kernels read the position from the buffer."""
+    monkeypatch.setattr(attention_module, "split_target", lambda device: target)
     rng = np.random.default_rng(9)
     ctx, heads, kv_heads, d = 1000, 9, 3, 64
     k, v = random_cache(rng, ctx, kv_heads, d), random_cache(rng, ctx, kv_heads, d)
