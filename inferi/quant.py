@@ -65,6 +65,13 @@ def pad_blocks(name: str, type: T, shape: tuple[int, int], raw: np.ndarray) -> n
     return np.ascontiguousarray(blocks).view(np.uint32).reshape(-1)
 
 
+def layout(type: T, rows: int, cols: int) -> Weights:
+    """The kernels' description of a (rows, cols) weight of this type, as `pad_blocks` lays it out."""
+    fmt = FORMATS[type]
+    block_words = -(-fmt.nbytes // 4)
+    return Weights(rows, cols, -(-cols // fmt.qk) * block_words, block_words, fmt.qk.bit_length() - 1)
+
+
 class QuantizedWeight:
     """A (rows, cols) weight matrix on a vortx device, kept in its GGUF block format (packed as u32 words)."""
 
@@ -72,12 +79,8 @@ class QuantizedWeight:
         self.name, self.type, self.nbytes = name, type, nbytes
         self.rows, self.cols = shape
         self.words = words
-        fmt = FORMATS[type]
-        blocks = -(-self.cols // fmt.qk)
-        self.weights = Weights(self.rows, self.cols, len(words) // self.rows if self.rows else 0,
-                               -(-fmt.nbytes // 4), fmt.qk.bit_length() - 1)
-        self.kernels = tuple(f.pick(DECODE=fmt.decoder) for f in (MATVEC, MATMUL, ROWS_OF))
-        assert blocks * self.weights.block_words == self.weights.row_words
+        self.weights = layout(type, self.rows, self.cols)
+        self.kernels = tuple(f.pick(DECODE=FORMATS[type].decoder) for f in (MATVEC, MATMUL, ROWS_OF))
 
     def __repr__(self) -> str:
         return f"<QuantizedWeight {self.name} {self.type.name} ({self.rows}, {self.cols})>"
@@ -106,7 +109,7 @@ class QuantizedWeight:
         expected = rows * cols // block * block_bytes
         if raw.size != expected:
             raise QuantError(f"{name}: {type.name} ({rows}, {cols}) takes {expected} bytes, not {raw.size}")
-        words = vortx.tensor(pad_blocks(name, type, (rows, cols), raw), vortx.u32, device)
+        words = vortx.tensor(pad_blocks(name, type, (rows, cols), raw.reshape(-1)), vortx.u32, device)
         return cls(name, type, (rows, cols), words, int(raw.size))
 
     def _check(self, op: str, x: vortx.Tensor, shape: tuple[int, ...]) -> None:
