@@ -6,9 +6,9 @@ from __future__ import annotations
 import gguf
 import numpy as np
 import pytest
-from cases.inferi_quant import dequantized, make_raw
 
 import vortx as vx
+from benchmarks.inferi_matvec import dequantized, main, make_raw
 from inferi.quant import SUPPORTED, QuantError, QuantizedWeight
 
 T = gguf.GGMLQuantizationType
@@ -94,3 +94,9 @@ def test_operands_of_the_wrong_shape_are_refused():
         w.matmul(vx.zeros((2, 4), device=dev), out=vx.zeros((3, 2), device=dev))
     with pytest.raises(ValueError, match="w.rows_of: expected ids of shape"):
         w.rows_of(vx.zeros((2,), device=dev))
+
+
+def test_the_benchmark_runs_on_the_interpreter(capsys):
+    assert main(["--backend", "cpu"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| cpu")]
+    assert len(rows) == 9 and all(" GB/s |" in r and r.endswith("x |") for r in rows), rows

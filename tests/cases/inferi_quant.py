@@ -1,39 +1,20 @@
 """The kernels on GGUF weights (`shaders/inferi/quant.py`) as differential-test cases: every format's matvec,
-matmul and rows_of instance on test blocks (`gguf.quants.quantize` where the gguf package has a quantizer, random
-blocks with sane scales where it has none), against `gguf.quants.dequantize` in numpy."""
+matmul and rows_of instance on test blocks (`benchmarks.inferi_matvec.make_raw`: `gguf.quants.quantize` where
+the gguf package has a quantizer, random blocks with sane scales where it has none), against
+`gguf.quants.dequantize` in numpy."""
 
 from __future__ import annotations
 
 import gguf
 import numpy as np
-from gguf import quants
 
+from benchmarks.inferi_matvec import dequantized, make_raw
 from inferi.quant import FORMATS, TILE_N, TILE_R, layout, pad_blocks
 from khal_runtime import workgroups
 from khal_runtime.testing import Case
 from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF
 
 T = gguf.GGMLQuantizationType
-# the f16 scales of the K formats that gguf cannot quantize: random bytes elsewhere are valid quants
-SCALE_OFFSETS = {T.Q2_K: (80, 82), T.Q3_K: (108,), T.Q4_K: (0, 2), T.Q5_K: (0, 2), T.Q6_K: (208,)}
-
-
-def make_raw(rng: np.random.Generator, type: T, rows: int, cols: int) -> np.ndarray:
-    """The file bytes of a random (rows, cols) tensor of GGUF type `type`."""
-    w = rng.standard_normal((rows, cols)).astype(np.float32)
-    if type == T.F32:
-        return w.view(np.uint8).reshape(-1)
-    if type not in SCALE_OFFSETS:
-        return quants.quantize(w, type).view(np.uint8).reshape(-1)
-    block, block_bytes = gguf.GGML_QUANT_SIZES[type]
-    raw = rng.integers(0, 256, (rows * cols // block, block_bytes), dtype=np.uint8)
-    for o in SCALE_OFFSETS[type]:
-        raw[:, o:o + 2] = (rng.standard_normal(len(raw)) * 0.05).astype(np.float16).view(np.uint8).reshape(-1, 2)
-    return raw.reshape(-1)
-
-
-def dequantized(type: T, rows: int, raw: np.ndarray) -> np.ndarray:
-    return quants.dequantize(raw.reshape(rows, -1), type).astype(np.float32).reshape(rows, -1)
 
 
 def _weights(rng: np.random.Generator, type: T, rows: int) -> dict:
