@@ -16,10 +16,14 @@ from khal_runtime.lang import (
     global_id,
     kernel,
     local_id,
+    num_subgroups,
     require,
     shared,
     static_range,
     struct,
+    subgroup_add,
+    subgroup_id,
+    subgroup_invocation_id,
     template,
     u32,
     workgroup_id,
@@ -44,7 +48,8 @@ from .decoders import (
 DECODE = template(decode_f32, decode_f16, decode_bf16, decode_q4_0, decode_q4_1, decode_q5_0, decode_q5_1,
                   decode_q8_0, decode_q2_k, decode_q3_k, decode_q4_k, decode_q5_k, decode_q6_k)
 
-THREADS = 64            # matvec: a workgroup per row, its invocations striding over the row
+THREADS = 64            # matvec: a workgroup per row, its invocations striding over the row (a subgroup sum,
+                        # then one barrier: on lavapipe up to 1.6x faster than a 6-barrier shared-memory tree)
 TILE_R = 32             # matmul: a workgroup computes TILE_N rows of x times TILE_R rows of W
 TILE_N = 16
 BK = 32                 # matmul: the columns of a slice staged in shared memory
@@ -77,15 +82,16 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights):
     if row < s.rows:
         for e in range(lid, s.cols, THREADS):
             acc = fma(DECODE(w, weight(w, s, row, e), e & mask), x[e], acc)
-    partial[lid] = acc
+    # a subgroup sum, then one barrier to add the subgroups' sums (subgroups hold 4 to 64 invocations)
+    acc = subgroup_add(acc)
+    if subgroup_invocation_id() == 0:
+        partial[subgroup_id()] = acc
     barrier()
-    for k in static_range(6):
-        step = u32((THREADS // 2) >> k)
-        if lid < step:
-            partial[lid] += partial[lid + step]
-        barrier()
     if lid == 0 and row < s.rows:
-        y[row] = partial[0]
+        total = f32(0)
+        for g in range(num_subgroups()):
+            total += partial[g]
+        y[row] = total
 
 
 @kernel(workgroup_size=(TILE_R, TILE_N // 2))
