@@ -40,7 +40,13 @@ FORMATS = {
     T.Q5_K: Format(256, 176, -1, "decode_q5_k"), T.Q6_K: Format(256, 210, -1, "decode_q6_k"),
 }
 SUPPORTED = frozenset(FORMATS)
+MAX_GRID = 65535         # workgroups along one side of a grid (WebGPU and CUDA)
 GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (256 a workgroup)
+
+
+def matvec_grid(rows: int):
+    """A workgroup per row: rows past a grid's 65,535 workgroups along x go on along y."""
+    return workgroups(min(rows, MAX_GRID), -(-rows // MAX_GRID))
 
 
 class QuantError(ValueError):
@@ -131,7 +137,7 @@ class QuantizedWeight:
         self._check("matvec", x, (self.cols,))
         x = x.contiguous() if not x.is_contiguous() or x.offset else x
         y = self._out("matvec", out, (self.rows,))
-        vortx.run(self.kernels[0], workgroups(self.rows), y, self.words, x, self.weights)
+        vortx.run(self.kernels[0], matvec_grid(self.rows), y, self.words, x, self.weights)
         return y
 
     def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:

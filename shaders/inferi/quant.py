@@ -17,6 +17,7 @@ from khal_runtime.lang import (
     kernel,
     local_id,
     num_subgroups,
+    num_workgroups,
     require,
     shared,
     static_range,
@@ -75,7 +76,7 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights):
     require(len(x) >= s.cols)
     require(len(w) >= s.rows * s.row_words)
     partial = shared(f32, THREADS)
-    row = workgroup_id().x
+    row = workgroup_id().y * num_workgroups().x + workgroup_id().x     # a grid holds 65,535 workgroups a side
     lid = local_id().x
     mask = (u32(1) << s.qk_shift) - 1
     acc = f32(0)

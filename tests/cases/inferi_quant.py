@@ -9,7 +9,7 @@ import gguf
 import numpy as np
 
 from benchmarks.inferi_matvec import dequantized, make_raw
-from inferi.quant import FORMATS, TILE_N, TILE_R, layout, pad_blocks
+from inferi.quant import FORMATS, TILE_N, TILE_R, layout, matvec_grid, pad_blocks
 from khal_runtime import workgroups
 from khal_runtime.testing import Case
 from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF
@@ -67,7 +67,7 @@ CASES: list[Case] = []
 for _type, _fmt in FORMATS.items():
     _pick = {"DECODE": _fmt.decoder}
     CASES.append(Case(MATVEC.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
-                      grid=lambda a: workgroups(a["s"].rows), sizes=(1, 9), tolerance={"y": 2e-5}))
+                      grid=lambda a: matvec_grid(a["s"].rows), sizes=(1, 9), tolerance={"y": 2e-5}))
     CASES.append(Case(MATMUL.pick(**_pick), inputs=_matmul_inputs(_type), reference=_matmul_reference,
                       grid=lambda a: workgroups(-(-a["s"].rows // TILE_R), -(-int(a["n"]) // TILE_N)),
                       sizes=(1, 17), tolerance={"y": 2e-5}))
