@@ -95,10 +95,7 @@ class GGUFFile:
     def close(self) -> None:
         self._bytes = None
         if self._mmap is not None:
-            try:
-                self._mmap.close()
-            except BufferError:
-                pass      # an array from data() is still alive: the map is released with the last of them
+            _release(self._mmap)
             self._mmap = None
 
     def __enter__(self) -> GGUFFile:
@@ -122,8 +119,15 @@ def read_gguf(path: str | os.PathLike) -> GGUFFile:
         return _parse(path, mapping, size)
     except BaseException:
         if mapping is not None:
-            mapping.close()
+            _release(mapping)
         raise
+
+
+def _release(mapping: mmap.mmap) -> None:
+    try:
+        mapping.close()
+    except BufferError:
+        pass      # a numpy view (from data(), or in a traceback's frames) is alive: the map goes with the last one
 
 
 def _parse(path: Path, mapping: mmap.mmap | None, size: int) -> GGUFFile:
