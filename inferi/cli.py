@@ -67,7 +67,7 @@ def inspect_lines(f: GGUFFile, items: int = 5) -> list[str]:
     width = max((len(_shown(k)) for k in f.metadata), default=0)
     for key, value in f.metadata.items():
         vtypes = f.types[key]
-        kind = vtypes[0].name if len(vtypes) == 1 else f"[{vtypes[1].name}; {len(value)}]"
+        kind = f"[{vtypes[1].name}; {len(value)}]" if isinstance(value, list | np.ndarray) else vtypes[0].name
         lines.append(f"  {_shown(key):<{width}}  {kind:<16} {_value_text(value, items)}")
     infos = list(f.tensors.values())
     lines += ["", f"tensors ({len(infos)}):"]
