@@ -12,8 +12,10 @@ RecursionError on nested arrays and checks no length, count or offset against th
 a numeric array in one `np.frombuffer` and a string array in one tight loop (see gguf_values.py).
 
 Bounds (a file that breaks one raises GGUFError, whose message begins with the path and names the key or tensor
-and the problem; nothing is read or allocated before its length is checked against the bytes that remain, so a
-hostile file fails in well under a second and never allocates more than the file could hold):
+and the problem). Nothing is read or allocated before its length or count is checked against the bytes that
+remain, so no declared size can make the reader allocate beyond the Python objects of what the file really holds,
+and the time is linear in the metadata's bytes: a declared 2^40-element array fails at once; the slowest case, a
+file of tiny strings, parses about 1.4 million strings a second here (SmolLM2's metadata: 0.04-0.06 s).
 - magic `GGUF`, version 2 or 3 (the same layout; 3 added big-endian files, which are refused as such). Version 1
   (32-bit lengths, 2023) is refused with a hint: llama.cpp dropped it too.
 - metadata: keys non-empty, valid UTF-8, unique; strings valid UTF-8; known value types; BOOL 0 or 1; arrays nest at
