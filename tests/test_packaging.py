@@ -51,7 +51,8 @@ def test_the_wheel_is_khal_gpu_with_typed_packages_and_every_kernel(khal_wheel):
     info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     assert re.search(r"^Name: khal-gpu$", archive.read(f"{info}/METADATA").decode(), re.MULTILINE)
     entry_points = archive.read(f"{info}/entry_points.txt").decode()
-    assert "[console_scripts]\nkhal-gpu = hatch_khal.cli:main\n" in entry_points
+    # hatchling lists console scripts sorted by name: inferi's comes first
+    assert "[console_scripts]\ninferi = inferi.cli:main\nkhal-gpu = hatch_khal.cli:main\n" in entry_points
     assert not re.search(r"^khal\s*=", entry_points.split("[console_scripts]")[1].split("[")[0], re.MULTILINE)
     assert "[hatch]\nkhal = hatch_khal.plugin\n" in entry_points
     assert {f"{package}/py.typed" for package in (*PACKAGES, "shaders/_generated")} <= names
@@ -183,7 +184,8 @@ def client(khal_wheel, tmp_path_factory) -> Client:
 def test_an_installed_wheel_is_khal_gpu_typed_without_a_khal_command(client):
     shown = checked(client.run("-c", "import importlib.metadata as m; d = m.distribution('khal-gpu'); "
                                      "print(d.metadata['Name'], sorted(e.name for e in d.entry_points))"))
-    assert shown.stdout.split() == ["khal-gpu", "['khal',", "'khal-gpu']"]      # the hook `khal`, the command
+    # the hook `khal` and the commands
+    assert shown.stdout.split() == ["khal-gpu", "['inferi',", "'khal',", "'khal-gpu']"]
     scripts = client.python.parent
     assert (scripts / "khal-gpu").is_file() and not (scripts / "khal").exists()
     help_text = checked(subprocess.run([str(scripts / "khal-gpu"), "--help"], capture_output=True, text=True)).stdout
