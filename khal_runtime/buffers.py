@@ -65,7 +65,8 @@ def element_type(dtype: Any) -> type:
 class ReadOnlyBuffer(Generic[T]):
     """A buffer of `len(buf)` elements of type T on one backend, which kernels may only read."""
 
-    __slots__ = ("backend", "dtype", "length", "usage", "handle", "bindable", "reads", "writes")
+    # __weakref__: the backend counts the memory it allocated until the buffer is collected (Backend.memory)
+    __slots__ = ("backend", "dtype", "length", "usage", "handle", "bindable", "reads", "writes", "__weakref__")
     writable = False
 
     def __init__(self, backend: Backend, dtype: type, length: int, usage: BufferUsage, handle: Any):

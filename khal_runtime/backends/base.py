@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -157,6 +158,7 @@ class Backend(ABC):
         # where submitted work goes: the device's queue (this backend), or the graph of an open capture
         self.destination: Backend | Graph = self
         self._binding_keys: dict[tuple[type, bool], tuple] = {}
+        self._bytes_in_use = self._peak_bytes = 0
 
     # --- kernels --------------------------------------------------------------------------------------------
 
@@ -199,7 +201,8 @@ class Backend(ABC):
         array = np.ascontiguousarray(data).reshape(-1)
         t = element_type(array.dtype)
         self._check_layout(t, array.size, BufferUsage(usage))
-        return Buffer(self, t, array.size, BufferUsage(usage), self._create(array.nbytes, usage, array))
+        return self._counted(Buffer(self, t, array.size, BufferUsage(usage), self._create(array.nbytes, usage, array)),
+                             array.nbytes)
 
     def uninit_buffer(self, dtype: type[T], length: int, usage: BufferUsage = DEFAULT_USAGE) -> Buffer[T]:
         """A new buffer of `length` elements of `dtype` (f32, np.float32, ...), filled with zeros."""
@@ -209,7 +212,25 @@ class Backend(ABC):
             raise ValueError(f"a buffer length must be a non-negative integer, not {length!r}")
         nbytes = int(length) * np.dtype(t.numpy).itemsize
         self._check_layout(t, int(length), BufferUsage(usage))
-        return Buffer(self, t, int(length), BufferUsage(usage), self._create(nbytes, usage, None))
+        buffer = Buffer(self, t, int(length), BufferUsage(usage), self._create(nbytes, usage, None))
+        return self._counted(buffer, nbytes)
+
+    def _counted(self, buffer: Buffer, nbytes: int) -> Buffer:
+        self._bytes_in_use += nbytes
+        self._peak_bytes = max(self._peak_bytes, self._bytes_in_use)
+        weakref.finalize(buffer, self._uncount, nbytes)
+        return buffer
+
+    def _uncount(self, nbytes: int) -> None:
+        self._bytes_in_use -= nbytes
+
+    def memory(self, reset_peak: bool = False) -> tuple[int, int]:
+        """(bytes in use, peak bytes) of the buffers this backend created and that are still alive (their device
+        allocations: a backend may round them up); `reset_peak` starts the next peak from what is in use now."""
+        in_use, peak = self._bytes_in_use, self._peak_bytes
+        if reset_peak:
+            self._peak_bytes = in_use
+        return in_use, peak
 
     def write_buffer(self, buffer: Buffer, data: Any, offset: int = 0) -> None:
         """Copy `data` into `buffer` at element `offset` (ordered before work submitted later)."""
