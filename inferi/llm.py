@@ -122,13 +122,13 @@ class LanguageModel:
         sampler = Sampler(params, self.config.vocab_size)
         history = self._check_ids(prompt_ids)
         logits = self._prefill(history)
-        for _ in range(params.max_tokens):
+        for produced in range(1, params.max_tokens + 1):
             token = sampler.sample(logits.view(self.config.vocab_size), history)
             if token in self.tokenizer.eog_ids:
                 return
             yield token
             history.append(token)
-            if len(self.cached) >= self.ctx:
+            if produced == params.max_tokens or len(self.cached) >= self.ctx:
                 return
             logits = self._decode(token)
 
