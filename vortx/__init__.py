@@ -19,18 +19,20 @@ from typing import Any
 
 import numpy as np
 
+from khal_runtime.backends.base import CaptureError
 from khal_runtime.buffers import element_type
 from khal_runtime.lang import f16, f32, i32, u32
 
-from . import ops
+from . import nn, ops
 from .custom import run
 from .devices import Device, device
 from .gemm import matmul
 from .ops import ShapeError
+from .select import argmax, top_k
 from .tensor import Tensor
 
 __all__ = ["Tensor", "Device", "ShapeError", "device", "tensor", "empty", "zeros", "ones", "full", "arange",
-           "matmul", "run", "f32", "f16", "i32", "u32"]
+           "matmul", "run", "argmax", "top_k", "f32", "f16", "i32", "u32", "nn", "CaptureError"]
 
 # numpy's defaults (float64, int64) become vortx's (f32, i32) when no dtype is given
 _DEFAULTS = {np.dtype(np.float64): f32, np.dtype(np.int64): i32}

@@ -78,6 +78,12 @@ class Tensor:
         out = self.numpy()
         return out if dtype is None else out.astype(dtype)
 
+    def write(self, data: Any) -> None:
+        """Copy `data` (a numpy array or list of this shape, or one that broadcasts to it, or a number) into the
+        elements of this contiguous tensor, in order with the work recorded before: between replays of a captured
+        graph (`device.capture()`), the next replay reads it."""
+        self.device.write(self, data)
+
     def item(self) -> Any:
         if self.size != 1:
             raise ValueError(f"vortx.item: the tensor has {self.size} elements, not one")

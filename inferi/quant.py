@@ -1,0 +1,178 @@
+"""Weight matrices kept on the device in their GGUF block format: `QuantizedWeight.upload(...)`, then `matvec`
+(decode), `matmul` (prefill) and `rows_of` (token embeddings), on the kernels of shaders/inferi/quant.py.
+
+Upload layout: every block padded to whole u32 words (shaders/inferi/decoders.py says where the pad goes), so that
+blocks and rows start on a word and the decoders never straddle a word for a scale; this costs 2 bytes per block
+for Q4_0 (18 -> 20), Q5_0 (22 -> 24), Q8_0 (34 -> 36), Q3_K (110 -> 112) and Q6_K (210 -> 212), none for the rest.
+F16 and BF16 travel as blocks of two values (one word), F32 of one; an odd F16/BF16 row gets a zero half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gguf
+import numpy as np
+
+import vortx
+from khal_runtime import workgroups
+from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF, Weights
+from shaders.inferi.quant import TILE_N, TILE_R
+
+T = gguf.GGMLQuantizationType
+
+
+@dataclass(frozen=True)
+class Format:
+    qk: int             # values per block
+    nbytes: int         # bytes per block in the file
+    pad_at: int         # where the upload inserts zero bytes to make the block whole words (-1: at the end)
+    decoder: str        # the decoder template value of the kernels
+
+
+FORMATS = {
+    T.F32: Format(1, 4, -1, "decode_f32"), T.F16: Format(2, 4, -1, "decode_f16"),
+    T.BF16: Format(2, 4, -1, "decode_bf16"),
+    T.Q4_0: Format(32, 18, 2, "decode_q4_0"), T.Q4_1: Format(32, 20, -1, "decode_q4_1"),
+    T.Q5_0: Format(32, 22, 2, "decode_q5_0"), T.Q5_1: Format(32, 24, -1, "decode_q5_1"),
+    T.Q8_0: Format(32, 34, 2, "decode_q8_0"), T.Q2_K: Format(256, 84, -1, "decode_q2_k"),
+    T.Q3_K: Format(256, 110, -1, "decode_q3_k"), T.Q4_K: Format(256, 144, -1, "decode_q4_k"),
+    T.Q5_K: Format(256, 176, -1, "decode_q5_k"), T.Q6_K: Format(256, 210, -1, "decode_q6_k"),
+}
+SUPPORTED = frozenset(FORMATS)
+MAX_GRID = 65535         # workgroups along one side of a grid (WebGPU and CUDA)
+GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (256 a workgroup)
+
+
+def matvec_grid(rows: int):
+    """A workgroup per row: rows past a grid's 65,535 workgroups along x go on along y."""
+    return workgroups(min(rows, MAX_GRID), -(-rows // MAX_GRID))
+
+
+class QuantError(ValueError):
+    """A weight that cannot be kept quantized: its message names the tensor and the type."""
+
+
+def pad_blocks(name: str, type: T, shape: tuple[int, int], raw: np.ndarray) -> np.ndarray:
+    """The file's bytes of a (rows, cols) tensor as the u32 words the kernels read (see the module docstring)."""
+    fmt = FORMATS[type]
+    rows, cols = shape
+    if type in (T.F16, T.BF16):
+        data = np.asarray(raw, np.uint8).reshape(rows, cols * 2)
+        if cols % 2:
+            data = np.concatenate([data, np.zeros((rows, 2), np.uint8)], axis=1)
+        return np.ascontiguousarray(data).view(np.uint32).reshape(-1)
+    blocks = np.asarray(raw, np.uint8).reshape(rows * (cols // fmt.qk), fmt.nbytes)
+    pad = -fmt.nbytes % 4
+    if pad:
+        at = fmt.nbytes if fmt.pad_at < 0 else fmt.pad_at
+        zeros = np.zeros((blocks.shape[0], pad), np.uint8)
+        blocks = np.concatenate([blocks[:, :at], zeros, blocks[:, at:]], axis=1)
+    return np.ascontiguousarray(blocks).view(np.uint32).reshape(-1)
+
+
+def layout(type: T, rows: int, cols: int) -> Weights:
+    """The kernels' description of a (rows, cols) weight of this type, as `pad_blocks` lays it out."""
+    fmt = FORMATS[type]
+    block_words = -(-fmt.nbytes // 4)
+    return Weights(rows, cols, -(-cols // fmt.qk) * block_words, block_words, fmt.qk.bit_length() - 1)
+
+
+class QuantizedWeight:
+    """A (rows, cols) weight matrix on a vortx device, kept in its GGUF block format (packed as u32 words)."""
+
+    def __init__(self, name: str, type: T, shape: tuple[int, int], words: vortx.Tensor, nbytes: int):
+        self.name, self.type, self.nbytes = name, type, nbytes
+        self.rows, self.cols = shape
+        self.words = words
+        self.weights = layout(type, self.rows, self.cols)
+        self.kernels = tuple(f.pick(DECODE=FORMATS[type].decoder) for f in (MATVEC, MATMUL, ROWS_OF))
+
+    def __repr__(self) -> str:
+        return f"<QuantizedWeight {self.name} {self.type.name} ({self.rows}, {self.cols})>"
+
+    @property
+    def device(self) -> vortx.Device:
+        return self.words.device
+
+    @classmethod
+    def upload(cls, device: vortx.Device, name: str, type: T, shape: tuple[int, int],
+               raw: np.ndarray) -> QuantizedWeight:
+        """The tensor `name` of GGUF type `type` and numpy shape (rows, cols), from its file bytes `raw`."""
+        try:
+            type = T(type)
+        except ValueError:
+            raise QuantError(f"{name}: unknown GGML type {type!r}") from None
+        if type not in FORMATS:
+            supported = ", ".join(sorted(t.name for t in SUPPORTED))
+            raise QuantError(f"{name}: type {type.name} is not supported on the device (supported: {supported})")
+        if len(shape) != 2 or min(shape) < 1:
+            raise QuantError(f"{name}: a {type.name} weight must be a (rows, cols) matrix, not shape {tuple(shape)}")
+        rows, cols = (int(d) for d in shape)
+        block, block_bytes = gguf.GGML_QUANT_SIZES[type]
+        if cols % block:
+            raise QuantError(f"{name}: {type.name} rows hold whole blocks of {block} values, not {cols}")
+        expected = rows * cols // block * block_bytes
+        if raw.size != expected:
+            raise QuantError(f"{name}: {type.name} ({rows}, {cols}) takes {expected} bytes, not {raw.size}")
+        words = vortx.tensor(pad_blocks(name, type, (rows, cols), raw.reshape(-1)), vortx.u32, device)
+        return cls(name, type, (rows, cols), words, int(raw.size))
+
+    def _check(self, op: str, x: vortx.Tensor, shape: tuple[int, ...]) -> None:
+        if x.device is not self.device:
+            raise ValueError(f"{self.name}.{op}: x is on {x.device.backend.name}, the weight on "
+                             f"{self.device.backend.name}")
+        if x.shape != shape or x.dtype is not vortx.f32:
+            raise ValueError(f"{self.name}.{op}: expected an f32 tensor of shape {shape}, not {x.dtype.ir} "
+                             f"{x.shape}")
+
+    def _out(self, op: str, out: vortx.Tensor | None, shape: tuple[int, ...]) -> vortx.Tensor:
+        if out is None:
+            return self.device.empty(shape, vortx.f32)
+        self._check(op + " (out)", out, shape)
+        return out
+
+    def matvec(self, x: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
+        """y = W @ x: x (cols,) f32 -> (rows,) f32."""
+        self._check("matvec", x, (self.cols,))
+        x = x.contiguous() if not x.is_contiguous() or x.offset else x
+        y = self._out("matvec", out, (self.rows,))
+        vortx.run(self.kernels[0], matvec_grid(self.rows), y, self.words, x, self.weights)
+        return y
+
+    def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
+        """y = x @ W.T: x (n, cols) f32 -> (n, rows) f32, each block of W decoded once for 16 rows of x."""
+        if x.ndim != 2:
+            raise ValueError(f"{self.name}.matmul: expected x of shape (n, {self.cols}), not {x.shape}")
+        n = x.shape[0]
+        self._check("matmul", x, (n, self.cols))
+        x = x.contiguous() if not x.is_contiguous() or x.offset else x
+        y = self._out("matmul", out, (n, self.rows))
+        if n:
+            grid = workgroups(-(-self.rows // TILE_R), -(-n // TILE_N))
+            vortx.run(self.kernels[1], grid, y, self.words, x, self.weights, n)
+        return y
+
+    def rows_of(self, ids: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
+        """Embedding gather: ids (n,) u32/i32 -> (n, cols) f32, the rows dequantized (ids past the end give 0)."""
+        if ids.ndim != 1 or ids.dtype not in (vortx.u32, vortx.i32):
+            raise ValueError(f"{self.name}.rows_of: expected ids of shape (n,) u32 or i32, not {ids.dtype.ir} "
+                             f"{ids.shape}")
+        if ids.device is not self.device:
+            raise ValueError(f"{self.name}.rows_of: ids are on {ids.device.backend.name}, the weight on "
+                             f"{self.device.backend.name}")
+        n = ids.shape[0]
+        ids = ids.contiguous() if not ids.is_contiguous() or ids.offset else ids
+        if ids.dtype is vortx.i32:
+            ids = ids.to(vortx.u32)             # a negative id becomes one past the last row: zeros
+        y = self._out("rows_of", out, (n, self.cols))
+        if n:
+            vortx.run(self.kernels[2], workgroups(-(-n * self.cols // 256)), y, self.words, ids, self.weights, n)
+        return y
+
+    def dequantize(self) -> np.ndarray:
+        """(rows, cols) f32, decoded on the device and read back."""
+        step = max(1, GATHER_ROWS // self.cols)          # rows per dispatch, within a grid's 65,535 workgroups
+        parts = [self.rows_of(vortx.tensor(np.arange(r, min(r + step, self.rows), dtype=np.uint32), vortx.u32,
+                                           self.device)).numpy() for r in range(0, self.rows, step)]
+        return np.concatenate(parts)
