@@ -1,0 +1,89 @@
+"""A GGUF file's tensors, uploaded to a device as the model wants them: matrices stay in their block format
+(`QuantizedWeight`), vectors (norms, biases, RoPE factors) become f32 tensors. Every tensor is checked for its
+presence and shape before anything is uploaded, so that a wrong file fails at once, naming the tensor.
+
+Tensor data is read from the file's memory map a tensor at a time, so loading needs little host memory beyond the
+file's pages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gguf.quants import dequantize
+from tqdm import tqdm
+
+import vortx as vx
+
+from .config import ModelConfig
+from .gguf import GGUFFile
+from .model import Layer, Weights
+from .quant import QuantizedWeight
+
+
+class WeightsError(ValueError):
+    """A tensor that the model needs is missing or has the wrong shape; the message names the file and tensor."""
+
+
+def expected_shapes(c: ModelConfig, names: set[str]) -> dict[str, tuple[int, ...]]:
+    """Every tensor the model reads, with its (rows, cols) or (length,) shape."""
+    q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+    shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (c.vocab_size, c.dim), "output_norm.weight": (c.dim,)}
+    if "output.weight" in names:                    # absent in a model that ties it to the embedding
+        shapes["output.weight"] = (c.vocab_size, c.dim)
+    if "rope_freqs.weight" in names:
+        shapes["rope_freqs.weight"] = (c.rope_dims // 2,)
+    for i in range(c.n_layers):
+        b = f"blk.{i}."
+        shapes |= {b + "attn_norm.weight": (c.dim,), b + "attn_q.weight": (q, c.dim), b + "attn_k.weight": (kv, c.dim),
+                   b + "attn_v.weight": (kv, c.dim), b + "attn_output.weight": (c.dim, q),
+                   b + "ffn_norm.weight": (c.dim,), b + "ffn_gate.weight": (c.ffn_dim, c.dim),
+                   b + "ffn_up.weight": (c.ffn_dim, c.dim), b + "ffn_down.weight": (c.dim, c.ffn_dim)}
+        if c.has_qkv_bias:
+            shapes |= {b + "attn_q.bias": (q,), b + "attn_k.bias": (kv,), b + "attn_v.bias": (kv,)}
+        if c.qk_norm:
+            shapes |= {b + "attn_q_norm.weight": (c.head_dim,), b + "attn_k_norm.weight": (c.head_dim,)}
+    return shapes
+
+
+def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progress: bool = True) -> Weights:
+    shapes = expected_shapes(config, set(file.tensors))
+    for name, shape in shapes.items():
+        info = file.tensors.get(name)
+        if info is None:
+            raise WeightsError(f"{file.path}: tensor {name} is missing ({config.arch} needs it)")
+        if info.shape != shape:
+            raise WeightsError(f"{file.path}: tensor {name} has shape {info.shape}, not {shape}")
+
+    bar = tqdm(total=sum(file.tensors[n].nbytes for n in shapes), unit="B", unit_scale=True, desc="loading",
+               disable=not progress, leave=False)
+
+    def matrix(name: str) -> QuantizedWeight:
+        info = file.tensors[name]
+        weight = QuantizedWeight.upload(device, name, info.type, info.shape, file.data(name))
+        bar.update(info.nbytes)
+        return weight
+
+    def vector(name: str) -> vx.Tensor | None:
+        if name not in shapes:
+            return None
+        info = file.tensors[name]
+        values = dequantize(np.asarray(file.data(name)), info.type).reshape(-1).astype(np.float32)
+        bar.update(info.nbytes)
+        return vx.tensor(values, vx.f32, device)
+
+    layers = []
+    for i in range(config.n_layers):
+        b = f"blk.{i}."
+        layers.append(Layer(
+            attn_norm=vector(b + "attn_norm.weight"), wq=matrix(b + "attn_q.weight"), wk=matrix(b + "attn_k.weight"),
+            wv=matrix(b + "attn_v.weight"), wo=matrix(b + "attn_output.weight"),
+            ffn_norm=vector(b + "ffn_norm.weight"), gate=matrix(b + "ffn_gate.weight"),
+            up=matrix(b + "ffn_up.weight"), down=matrix(b + "ffn_down.weight"),
+            bq=vector(b + "attn_q.bias"), bk=vector(b + "attn_k.bias"), bv=vector(b + "attn_v.bias"),
+            q_norm=vector(b + "attn_q_norm.weight"), k_norm=vector(b + "attn_k_norm.weight")))
+    embedding = matrix("token_embd.weight")
+    weights = Weights(embedding=embedding, layers=layers, output_norm=vector("output_norm.weight"),
+                      output=matrix("output.weight") if "output.weight" in shapes else embedding,
+                      rope_freqs=vector("rope_freqs.weight"))
+    bar.close()
+    return weights
