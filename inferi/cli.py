@@ -18,10 +18,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from inferi.gguf import GGUFError, GGUFFile, read_gguf
+from inferi import cli_generate
+from inferi.gguf import GGUFFile, read_gguf
+from inferi.pull import PullError
+from khal_runtime.backends.base import BackendError
 
-# what a user can get wrong (rather than a bug of ours): reported as one line, exit status 2
-USER_ERRORS = (GGUFError, OSError)
+# what a user can get wrong (rather than a bug of ours): reported as one line, exit status 2. inferi's own errors
+# about files, metadata, weights, tokenizers, templates, contexts and sampling flags are all ValueErrors.
+USER_ERRORS = (ValueError, OSError, PullError, BackendError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,5 +109,4 @@ def _list_text(shown: list, count: int, items: int, quote: bool = True) -> str:
     return "[" + ", ".join(parts) + (f", ... ({count:,} in all)" if count > items else "") + "]"
 
 
-# The lead adds generate, chat, bench, tokenize and pull here, each as an add_<name>(subparsers) function.
-COMMANDS: list[Callable] = [add_inspect]
+COMMANDS: list[Callable] = [add_inspect, *cli_generate.COMMANDS]
