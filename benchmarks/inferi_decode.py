@@ -1,0 +1,79 @@
+"""`python -m benchmarks.inferi_decode [MODEL]`: load time, prompt and decode tokens/s of a GGUF model on each
+backend present (default: SmolLM2-135M-Instruct, pulled on first use), greedy, and the greedy answer to the
+capital-of-France question in the chat template, which must begin "The capital of France is Paris.".
+
+Prompt processing is timed on 1, 16, 64 and 512 tokens from a fresh cache (`--prompt-sizes`); decoding on
+`--decode` tokens after a short prompt, as a mean over the run (each token: one replay of the captured step and
+the sampling). Sizes shrink on CPU devices so that the run stays short there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import inferi
+from inferi.sampling import SamplingParams
+from khal_runtime import BackendError
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def prompt_speed(model, n: int, rng: np.random.Generator) -> float:
+    ids = [int(t) for t in rng.integers(100, model.config.vocab_size - 100, n)]
+    model.reset()
+    model._prefill(ids).numpy()                     # warm: kernels loaded, workspaces made
+    model.reset()
+    start = time.perf_counter()
+    model._prefill(ids).numpy()
+    return n / (time.perf_counter() - start)
+
+
+def decode_speed(model, n: int) -> tuple[float, int]:
+    model.reset()
+    params = SamplingParams(temperature=0, max_tokens=n)
+    stream = model.generate_tokens(model.tokenizer.encode("Once upon a time"), params)
+    next(stream)                                    # prompt and first token: not decoding
+    start, count = time.perf_counter(), 0
+    for _ in stream:
+        count += 1
+    return count / (time.perf_counter() - start), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--backend", action="append", choices=("cuda", "webgpu", "cpu"))
+    parser.add_argument("--prompt-sizes", type=int, nargs="+", default=[1, 16, 64, 512])
+    parser.add_argument("--decode", type=int, default=128)
+    args = parser.parse_args()
+    rows = []
+    for kind in args.backend or ["cuda", "webgpu", "cpu"]:
+        try:
+            model = inferi.load_model(args.model, backend=kind, context_length=1024, progress=False)
+        except BackendError as e:
+            print(f"{kind}: skipped ({e})")
+            continue
+        cpu = model.device.backend.name == "cpu" or "llvmpipe" in model.device.backend.device_name
+        answer = "".join(model.chat(QUESTION, SamplingParams(temperature=0, max_tokens=12)))
+        sizes = [n for n in args.prompt_sizes if not cpu or n <= 16]
+        prompt = {n: prompt_speed(model, n, np.random.default_rng(0)) for n in sizes}
+        decode, produced = decode_speed(model, 8 if cpu else args.decode)
+        weights = model.file.size - model.file.data_offset
+        rows.append((model.device.backend.device_name, kind, model.load_seconds, prompt, decode, produced,
+                     decode * weights / 1e9, answer))
+        print(f"{kind}: {model.device.backend.device_name}: load {model.load_seconds:.2f} s, "
+              + ", ".join(f"pp{n} {s:,.0f} t/s" for n, s in prompt.items())
+              + f", tg{produced} {decode:,.1f} t/s ({decode * weights / 1e9:.0f} GB/s of weights); "
+              f"answer {answer!r}", flush=True)
+    print("\n| device | backend | load | prompt tokens/s | decode tokens/s | weights GB/s | answer |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for device, kind, load, prompt, decode, produced, gbps, answer in rows:
+        pp = ", ".join(f"pp{n} {s:,.0f}" for n, s in prompt.items())
+        print(f"| {device} | {kind} | {load:.2f} s | {pp} | tg{produced} {decode:,.1f} | {gbps:.0f} | {answer!r} |")
+
+
+if __name__ == "__main__":
+    main()
