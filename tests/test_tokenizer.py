@@ -13,10 +13,10 @@ import lzma
 import tempfile
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
 
+from inferi.gguf import read_gguf
 from inferi.tokenizer import Tokenizer, TokenizerError
 
 VOCAB = Path(__file__).parent / "data" / "vocab"
@@ -25,21 +25,8 @@ SEPARATOR = "\n__ggml_vocab_test__\n"
 
 
 def gguf_metadata(path: Path) -> dict[str, object]:
-    """GGUF metadata as inferi.gguf gives it (ints, floats, bools, str, 1-D numpy arrays, list[str]).
-    A stand-in over gguf.GGUFReader until inferi.gguf.read_gguf is merged (slow: about 10 s for llama-bpe)."""
-    metadata: dict[str, object] = {}
-    for key, field in gguf.GGUFReader(path).fields.items():
-        parts = [field.parts[i] for i in field.data]
-        if field.types[0] == gguf.GGUFValueType.ARRAY:
-            if field.types[-1] == gguf.GGUFValueType.STRING:
-                metadata[key] = [bytes(p).decode() for p in parts]
-            else:
-                metadata[key] = np.concatenate(parts) if parts else np.zeros(0)
-        elif field.types[0] == gguf.GGUFValueType.STRING:
-            metadata[key] = bytes(parts[0]).decode()
-        else:
-            metadata[key] = parts[0][0].item()
-    return metadata
+    with read_gguf(path) as f:
+        return f.metadata
 
 
 @functools.cache
