@@ -4,6 +4,7 @@
 #   - a virtual environment .venv with khal-gpu and its test tools (pip install -e '.[dev]'), whose build compiles
 #     every kernel (GLSL, CUDA, SPIR-V, PTX, IR) with the toolchains from PyPI
 #   - then `python examples/demo.py`: each example kernel on CUDA, WebGPU and the CPU interpreter, against numpy
+#   - and the main job: a short greedy answer from the default model (SmolLM2-135M-Instruct, pulled on first use)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,3 +22,5 @@ fi
 echo "quickstart: installing khal-gpu into .venv (the build compiles the kernels)"
 .venv/bin/python -m pip install -q -e '.[dev]'
 .venv/bin/python examples/demo.py
+echo "quickstart: inferi generate on the default model"
+.venv/bin/inferi generate --prompt "What is the capital of France?" --temperature 0 --max-tokens 24
