@@ -10,36 +10,13 @@ the sampling). Sizes shrink on CPU devices so that the run stays short there.
 from __future__ import annotations
 
 import argparse
-import time
-
-import numpy as np
 
 import inferi
+from inferi.bench import decode_speed, on_cpu, prompt_speed
 from inferi.sampling import SamplingParams
 from khal_runtime import BackendError
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-def prompt_speed(model, n: int, rng: np.random.Generator) -> float:
-    ids = [int(t) for t in rng.integers(100, model.config.vocab_size - 100, n)]
-    model.reset()
-    model._prefill(ids).numpy()                     # warm: kernels loaded, workspaces made
-    model.reset()
-    start = time.perf_counter()
-    model._prefill(ids).numpy()
-    return n / (time.perf_counter() - start)
-
-
-def decode_speed(model, n: int) -> tuple[float, int]:
-    model.reset()
-    params = SamplingParams(temperature=0, max_tokens=n)
-    stream = model.generate_tokens(model.tokenizer.encode("Once upon a time"), params)
-    next(stream)                                    # prompt and first token: not decoding
-    start, count = time.perf_counter(), 0
-    for _ in stream:
-        count += 1
-    return count / (time.perf_counter() - start), count
 
 
 def main() -> None:
@@ -56,11 +33,12 @@ def main() -> None:
         except BackendError as e:
             print(f"{kind}: skipped ({e})")
             continue
-        cpu = model.device.backend.name == "cpu" or "llvmpipe" in model.device.backend.device_name
+        cpu = on_cpu(model)
         answer = "".join(model.chat(QUESTION, SamplingParams(temperature=0, max_tokens=12)))
         sizes = [n for n in args.prompt_sizes if not cpu or n <= 16]
-        prompt = {n: prompt_speed(model, n, np.random.default_rng(0)) for n in sizes}
-        decode, produced = decode_speed(model, 8 if cpu else args.decode)
+        prompt = {n: prompt_speed(model, n) for n in sizes}
+        produced = 8 if cpu else args.decode
+        decode = decode_speed(model, produced)
         weights = model.file.size - model.file.data_offset
         rows.append((model.device.backend.device_name, kind, model.load_seconds, prompt, decode, produced,
                      decode * weights / 1e9, answer))

@@ -125,4 +125,30 @@ def add_pull(subparsers) -> None:
     p.set_defaults(run=lambda args: print(pull(args.name)) or 0)
 
 
-COMMANDS = (add_generate, add_chat, add_tokenize, add_pull)
+def add_bench(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="prompt and decode tokens/s in llama-bench's columns, memory, load time")
+    p.add_argument("--prompt-sizes", "-p", type=int, nargs="+", metavar="N",
+                   help="prompt lengths to time (default 512; 16 on a CPU device)")
+    p.add_argument("--decode", "-n", type=int, nargs="+", metavar="N",
+                   help="generated lengths to time (default 128; 8 on a CPU device)")
+    p.add_argument("--repetitions", "-r", type=int, default=3, help="runs of each test (default 3)")
+    add_model_flags(p, sampling=False)
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    sizes = [*(args.prompt_sizes or []), *(args.decode or [])]
+    if args.repetitions < 1 or any(n < 1 for n in sizes):
+        raise ValueError("inferi bench: sizes and --repetitions must be at least 1")
+    model = load(args)
+    if any(n > model.ctx for n in sizes):
+        raise ValueError(f"inferi bench: a test is longer than the context of {model.ctx} tokens (--ctx)")
+    small = bench.on_cpu(model)
+    results = list(bench.run(model, args.prompt_sizes or [16 if small else 512], args.decode or [8 if small else 128],
+                             args.repetitions))
+    print("\n".join(bench.table(model, results) + [""] + bench.memory_lines(model)))
+    return 0
+
+
+COMMANDS = (add_generate, add_chat, add_tokenize, add_pull, add_bench)

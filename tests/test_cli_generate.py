@@ -77,3 +77,17 @@ def test_tokenize(tiny):
     assert done.returncode == 0, done.stderr
     model = inferi.load_model(tiny, backend="cpu", context_length=16, progress=False)
     assert [int(line.split()[0]) for line in done.stdout.splitlines()] == model.tokenizer.encode("the dog")
+
+
+def test_bench_prints_llama_bench_columns_and_memory(tiny):
+    done = run("bench", "--model", tiny, "--backend", "cpu", "-p", "4", "8", "-n", "2", "-r", "2", "--ctx", "32")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "| model | size | params | backend | test | t/s | weights GB/s |"
+    rows = [line.split("|")[1:-1] for line in lines[2:5]]
+    assert [r[4].strip() for r in rows] == ["pp4", "pp8", "tg2"] and all(r[3].strip() == "cpu" for r in rows)
+    assert all(float(r[5].split("±")[0].replace(",", "")) > 0 for r in rows)
+    assert any(line.startswith("device memory at peak: ") and "KV cache" in line for line in lines)
+    assert any(line.startswith("load: ") for line in lines)
+    bad = run("bench", "--model", tiny, "--backend", "cpu", "-p", "64", "--ctx", "32")
+    assert bad.returncode == 2 and "longer than the context of 32 tokens" in bad.stderr
