@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import inferi
-from inferi.bench import decode_speed, on_cpu, prompt_speed
+from inferi.bench import decode_speed, on_cpu, prompt_speed, weight_bytes
 from inferi.sampling import SamplingParams
 from khal_runtime import BackendError
 
@@ -39,7 +39,7 @@ def main() -> None:
         prompt = {n: prompt_speed(model, n) for n in sizes}
         produced = 8 if cpu else args.decode
         decode = decode_speed(model, produced)
-        weights = model.file.size - model.file.data_offset
+        weights = weight_bytes(model)
         rows.append((model.device.backend.device_name, kind, model.load_seconds, prompt, decode, produced,
                      decode * weights / 1e9, answer))
         print(f"{kind}: {model.device.backend.device_name}: load {model.load_seconds:.2f} s, "

@@ -11,21 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .llm import LanguageModel
+    from .llm import LanguageModel, load_model
 
 __all__ = ["load_model", "LanguageModel"]
 
 
-def load_model(path: Any = None, backend: str | None = None, context_length: int | None = None,
-               progress: bool = True) -> LanguageModel:
-    """A GGUF model (a path, a name that `inferi pull` knows, or None for the default model) on `backend`
-    ("cuda", "webgpu", "cpu"; None: the best present), with a KV cache of `context_length` tokens."""
-    from .llm import load_model as load  # vortx and the kernels load only when a model does (a fast CLI start)
-    return load(path, backend, context_length, progress)
-
-
 def __getattr__(name: str) -> Any:
-    if name == "LanguageModel":
-        from .llm import LanguageModel
-        return LanguageModel
+    # vortx and the kernels load only when a model does, so that `inferi inspect` and `--help` start fast
+    if name in __all__:
+        from . import llm
+        return getattr(llm, name)
     raise AttributeError(f"module 'inferi' has no attribute {name!r}")

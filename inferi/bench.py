@@ -41,10 +41,10 @@ def prompt_speed(model, n: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     ids = [int(t) for t in rng.integers(0, model.config.vocab_size, n)]
     model.reset()
-    model._prefill(ids).numpy()                 # untimed: loads kernels and makes the workspace of this size
+    model.prefill(ids).numpy()                 # untimed: loads kernels and makes the workspace of this size
     model.reset()
     start = time.perf_counter()
-    model._prefill(ids).numpy()
+    model.prefill(ids).numpy()
     return n / (time.perf_counter() - start)
 
 

@@ -63,7 +63,7 @@ class LanguageModel:
     def logits(self, token_ids: Sequence[int]) -> np.ndarray:
         """The logits at every position of `token_ids`, [len, vocab], from a fresh cache."""
         ids = self._check_ids(token_ids)
-        cache = KVCache(self.config, max(len(ids), 1), self.device)
+        cache = KVCache(self.config, len(ids), self.device)
         ws = Workspace(self.config, len(ids), self.device, all_logits=True)
         ws.set_inputs(ids, 0)
         return self.model.forward(ws, cache, all_logits=True).numpy()
@@ -82,7 +82,7 @@ class LanguageModel:
     def reset(self) -> None:
         self.cached.clear()
 
-    def _prefill(self, ids: list[int]) -> vx.Tensor:
+    def prefill(self, ids: list[int]) -> vx.Tensor:
         """Brings the cache to hold `ids`, running only what it lacks; the last token's logits, (1, vocab)."""
         if len(ids) > self.ctx:
             raise ContextError(f"inferi: {len(ids)} tokens do not fit in the context of {self.ctx}")
@@ -121,7 +121,7 @@ class LanguageModel:
         params.check()
         sampler = Sampler(params, self.config.vocab_size)
         history = self._check_ids(prompt_ids)
-        logits = self._prefill(history)
+        logits = self.prefill(history)
         for produced in range(1, params.max_tokens + 1):
             token = sampler.sample(logits.view(self.config.vocab_size), history)
             if token in self.tokenizer.eog_ids:

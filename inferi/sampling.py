@@ -39,10 +39,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import vortx
-from vortx.select import MAX_K
-
 if TYPE_CHECKING:
+    import vortx
     from khal_runtime import Backend
 
 
@@ -110,6 +108,8 @@ class Sampler:
 
     def sample(self, logits: vortx.Tensor, history: Sequence[int]) -> int:
         """The next token id from f32 logits on a vortx device (shape (vocab,), or (1, vocab))."""
+        import vortx  # here, not at the top: SamplingParams alone (the CLI's flags) needs no GPU
+        from vortx.select import MAX_K
         if not isinstance(logits, vortx.Tensor):
             raise TypeError(f"Sampler.sample: logits must be a vortx.Tensor, not {type(logits).__name__} (use "
                             "sample_numpy for numpy arrays)")
