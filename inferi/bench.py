@@ -81,7 +81,7 @@ def file_type(value: object) -> str:
 
 def on_cpu(model) -> bool:
     """Whether the device is a CPU (the interpreter, lavapipe): there the default tests are small."""
-    return model.device.backend.name == "cpu" or "llvmpipe" in model.device.backend.device_name
+    return model.device.on_cpu
 
 
 def table(model, results: list[Result]) -> list[str]:

@@ -82,7 +82,7 @@ class Workspace:
         self.ids = vx.empty((n,), vx.u32, device)
         self.positions = vx.empty((n,), vx.u32, device)
         self.start = vx.empty((1,), vx.u32, device)
-        self.x, self.h, self.o = e(n, c.dim), e(n, c.dim), e(n, c.dim)
+        self.x, self.h = e(n, c.dim), e(n, c.dim)
         self.q, self.q2 = e(n, c.n_heads, c.head_dim), e(n, c.n_heads, c.head_dim)
         self.k, self.k2 = e(n, c.n_kv_heads, c.head_dim), e(n, c.n_kv_heads, c.head_dim)
         self.v = e(n, c.n_kv_heads, c.head_dim)
@@ -98,13 +98,14 @@ class Workspace:
         self.start.write([start])
 
 
-def linear(w: QuantizedWeight, x: vx.Tensor, out: vx.Tensor) -> vx.Tensor:
-    """x (n, ...) @ W.T into out (n, rows): a matrix-vector product for one token, a matrix product for more."""
+def linear(w: QuantizedWeight, x: vx.Tensor, out: vx.Tensor, add: bool = False) -> vx.Tensor:
+    """x (n, ...) @ W.T into out (n, rows), or added to it: a matrix-vector product for one token, a matrix
+    product for more."""
     n = x.shape[0]
     if n == 1:
-        w.matvec(x.view(w.cols), out=out.view(w.rows))
+        w.matvec(x.view(w.cols), out=out.view(w.rows), add=add)
     else:
-        w.matmul(x.view(n, w.cols), out=out.view(n, w.rows))
+        w.matmul(x.view(n, w.cols), out=out.view(n, w.rows), add=add)
     return out
 
 
@@ -134,10 +135,10 @@ class Transformer:
             write_cache(cache.k[i], k, ws.start)
             write_cache(cache.v[i], v, ws.start)
             attention(q, cache.k[i], cache.v[i], ws.start, scale=scale, out=ws.att)
-            ws.x += linear(layer.wo, ws.att, ws.o)
+            linear(layer.wo, ws.att, ws.x, add=True)          # the residual connections add in the kernel
             nn.rms_norm(ws.x, layer.ffn_norm, c.norm_eps, out=ws.h)
             nn.silu_gate(linear(layer.gate, ws.h, ws.gate), linear(layer.up, ws.h, ws.up), out=ws.act)
-            ws.x += linear(layer.down, ws.act, ws.o)
+            linear(layer.down, ws.act, ws.x, add=True)
         tail = ws.x if all_logits else ws.x[n - 1:]
         nn.rms_norm(tail, w.output_norm, c.norm_eps, out=ws.last)
         return linear(w.output, ws.last, ws.logits)

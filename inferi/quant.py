@@ -4,7 +4,7 @@
 Upload layout: every block padded to whole u32 words (shaders/inferi/decoders.py says where the pad goes), so that
 blocks and rows start on a word and the decoders never straddle a word for a scale; this costs 2 bytes per block
 for Q4_0 (18 -> 20), Q5_0 (22 -> 24), Q8_0 (34 -> 36), Q3_K (110 -> 112) and Q6_K (210 -> 212), none for the rest.
-F16 and BF16 travel as blocks of two values (one word), F32 of one; an odd F16/BF16 row gets a zero half.
+F32, F16 and BF16 travel as blocks of 8 values, a row padded with zeros to whole blocks.
 """
 
 from __future__ import annotations
@@ -16,23 +16,23 @@ import numpy as np
 
 import vortx
 from khal_runtime import workgroups
-from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF, Weights
-from shaders.inferi.quant import TILE_N, TILE_R
+from shaders._generated.inferi.quant import MATMUL, MATVEC, MATVEC_ROWS, ROWS_OF, Weights
+from shaders.inferi.quant import GROUP, TILE_N, TILE_R
 
 T = gguf.GGMLQuantizationType
 
 
 @dataclass(frozen=True)
 class Format:
-    qk: int             # values per block
+    qk: int             # values per block (F32, F16, BF16: the kernels' blocks of 8)
     nbytes: int         # bytes per block in the file
     pad_at: int         # where the upload inserts zero bytes to make the block whole words (-1: at the end)
     decoder: str        # the decoder template value of the kernels
 
 
 FORMATS = {
-    T.F32: Format(1, 4, -1, "decode_f32"), T.F16: Format(2, 4, -1, "decode_f16"),
-    T.BF16: Format(2, 4, -1, "decode_bf16"),
+    T.F32: Format(8, 32, -1, "decode_f32"), T.F16: Format(8, 16, -1, "decode_f16"),
+    T.BF16: Format(8, 16, -1, "decode_bf16"),
     T.Q4_0: Format(32, 18, 2, "decode_q4_0"), T.Q4_1: Format(32, 20, -1, "decode_q4_1"),
     T.Q5_0: Format(32, 22, 2, "decode_q5_0"), T.Q5_1: Format(32, 24, -1, "decode_q5_1"),
     T.Q8_0: Format(32, 34, 2, "decode_q8_0"), T.Q2_K: Format(256, 84, -1, "decode_q2_k"),
@@ -41,7 +41,7 @@ FORMATS = {
 }
 SUPPORTED = frozenset(FORMATS)
 MAX_GRID = 65535         # workgroups along one side of a grid (WebGPU and CUDA)
-GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (256 a workgroup)
+GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (512 a workgroup)
 
 
 def matvec_grid(rows: int):
@@ -57,10 +57,11 @@ def pad_blocks(name: str, type: T, shape: tuple[int, int], raw: np.ndarray) -> n
     """The file's bytes of a (rows, cols) tensor as the u32 words the kernels read (see the module docstring)."""
     fmt = FORMATS[type]
     rows, cols = shape
-    if type in (T.F16, T.BF16):
-        data = np.asarray(raw, np.uint8).reshape(rows, cols * 2)
-        if cols % 2:
-            data = np.concatenate([data, np.zeros((rows, 2), np.uint8)], axis=1)
+    if type in (T.F32, T.F16, T.BF16):
+        data = np.asarray(raw, np.uint8).reshape(rows, -1)
+        pad = -cols % fmt.qk * (fmt.nbytes // fmt.qk)
+        if pad:
+            data = np.concatenate([data, np.zeros((rows, pad), np.uint8)], axis=1)
         return np.ascontiguousarray(data).view(np.uint32).reshape(-1)
     blocks = np.asarray(raw, np.uint8).reshape(rows * (cols // fmt.qk), fmt.nbytes)
     pad = -fmt.nbytes % 4
@@ -86,7 +87,7 @@ class QuantizedWeight:
         self.rows, self.cols = shape
         self.words = words
         self.weights = layout(type, self.rows, self.cols)
-        self.kernels = tuple(f.pick(DECODE=FORMATS[type].decoder) for f in (MATVEC, MATMUL, ROWS_OF))
+        self.kernels = tuple(f.pick(DECODE=FORMATS[type].decoder) for f in (MATVEC, MATMUL, ROWS_OF, MATVEC_ROWS))
 
     def __repr__(self) -> str:
         return f"<QuantizedWeight {self.name} {self.type.name} ({self.rows}, {self.cols})>"
@@ -126,31 +127,37 @@ class QuantizedWeight:
             raise ValueError(f"{self.name}.{op}: expected an f32 tensor of shape {shape}, not {x.dtype.ir} "
                              f"{x.shape}")
 
-    def _out(self, op: str, out: vortx.Tensor | None, shape: tuple[int, ...]) -> vortx.Tensor:
+    def _out(self, op: str, out: vortx.Tensor | None, shape: tuple[int, ...], add: bool = False) -> vortx.Tensor:
         if out is None:
+            if add:
+                raise ValueError(f"{self.name}.{op}: add=True adds into `out`, which is missing")
             return self.device.empty(shape, vortx.f32)
         self._check(op + " (out)", out, shape)
         return out
 
-    def matvec(self, x: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
-        """y = W @ x: x (cols,) f32 -> (rows,) f32."""
+    def matvec(self, x: vortx.Tensor, out: vortx.Tensor | None = None, add: bool = False) -> vortx.Tensor:
+        """y = W @ x: x (cols,) f32 -> (rows,) f32; with `add`, out += W @ x."""
         self._check("matvec", x, (self.cols,))
         x = x.contiguous() if not x.is_contiguous() or x.offset else x
-        y = self._out("matvec", out, (self.rows,))
-        vortx.run(self.kernels[0], matvec_grid(self.rows), y, self.words, x, self.weights)
+        y = self._out("matvec", out, (self.rows,), add)
+        if self.device.on_cpu:
+            vortx.run(self.kernels[3], workgroups(-(-self.rows // 64)), y, self.words, x, self.weights, int(add))
+        else:
+            vortx.run(self.kernels[0], matvec_grid(self.rows), y, self.words, x, self.weights, int(add))
         return y
 
-    def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
-        """y = x @ W.T: x (n, cols) f32 -> (n, rows) f32, each block of W decoded once for 16 rows of x."""
+    def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None, add: bool = False) -> vortx.Tensor:
+        """y = x @ W.T: x (n, cols) f32 -> (n, rows) f32, each block of W decoded once for 16 rows of x; with
+        `add`, out += x @ W.T."""
         if x.ndim != 2:
             raise ValueError(f"{self.name}.matmul: expected x of shape (n, {self.cols}), not {x.shape}")
         n = x.shape[0]
         self._check("matmul", x, (n, self.cols))
         x = x.contiguous() if not x.is_contiguous() or x.offset else x
-        y = self._out("matmul", out, (n, self.rows))
+        y = self._out("matmul", out, (n, self.rows), add)
         if n:
             grid = workgroups(-(-self.rows // TILE_R), -(-n // TILE_N))
-            vortx.run(self.kernels[1], grid, y, self.words, x, self.weights, n)
+            vortx.run(self.kernels[1], grid, y, self.words, x, self.weights, n, int(add))
         return y
 
     def rows_of(self, ids: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
@@ -167,7 +174,8 @@ class QuantizedWeight:
             ids = ids.to(vortx.u32)             # a negative id becomes one past the last row: zeros
         y = self._out("rows_of", out, (n, self.cols))
         if n:
-            vortx.run(self.kernels[2], workgroups(-(-n * self.cols // 256)), y, self.words, ids, self.weights, n)
+            groups = n * -(-self.cols // GROUP)
+            vortx.run(self.kernels[2], workgroups(-(-groups // 64)), y, self.words, ids, self.weights, n)
         return y
 
     def dequantize(self) -> np.ndarray:

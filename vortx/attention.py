@@ -127,10 +127,7 @@ def head_group(per_kv: int) -> int:
 
 def split_target(device: Device) -> int:
     """The workgroups to aim at on the device: lavapipe (a CPU adapter) and the interpreter want few."""
-    backend = device.backend
-    adapter = getattr(backend, "adapter", None)
-    on_cpu = backend.name == "cpu" or adapter is not None and adapter.info.get("adapter_type") == "CPU"
-    return CPU_SPLIT_TARGET if on_cpu else SPLIT_TARGET
+    return CPU_SPLIT_TARGET if device.on_cpu else SPLIT_TARGET
 
 
 def plan(n: int, blocks: int, ctx: int, target: int | None = None) -> tuple[int, int]:

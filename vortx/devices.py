@@ -61,6 +61,13 @@ class Device:
     def __repr__(self) -> str:
         return f"<vortx device on {self.backend.name}: {self.backend.device_name}>"
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether the device is a CPU (the interpreter, or lavapipe's Vulkan adapter): its workgroups run a few at
+        a time and each costs a launch, so operations plan for few large ones there."""
+        adapter = getattr(self.backend, "adapter", None)
+        return self.backend.name == "cpu" or adapter is not None and adapter.info.get("adapter_type") == "CPU"
+
     # --- work -----------------------------------------------------------------------------------------------------
 
     def dispatch(self, cls: type, grid: Any, *args: Any, **kwargs: Any) -> None:

@@ -1,7 +1,7 @@
-"""The kernels on GGUF weights (`shaders/inferi/quant.py`) as differential-test cases: every format's matvec,
-matmul and rows_of instance on test blocks (`benchmarks.inferi_matvec.make_raw`: `gguf.quants.quantize` where
-the gguf package has a quantizer, random blocks with sane scales where it has none), against
-`gguf.quants.dequantize` in numpy."""
+"""The kernels on GGUF weights (`shaders/inferi/quant.py`) as differential-test cases: every format's matvec
+(both shapes), matmul and rows_of instance on test blocks (`benchmarks.inferi_matvec.make_raw`:
+`gguf.quants.quantize` where the gguf package has a quantizer, random blocks with sane scales where it has none),
+against `gguf.quants.dequantize` in numpy."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from benchmarks.inferi_matvec import dequantized, make_raw
 from inferi.quant import FORMATS, TILE_N, TILE_R, layout, matvec_grid, pad_blocks
 from khal_runtime import workgroups
 from khal_runtime.testing import Case
-from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF
+from shaders._generated.inferi.quant import MATMUL, MATVEC, MATVEC_ROWS, ROWS_OF
 
 T = gguf.GGMLQuantizationType
 
 
 def _weights(rng: np.random.Generator, type: T, rows: int) -> dict:
-    cols = 37 if FORMATS[type].qk <= 2 else 512     # F32, F16, BF16: an odd row; else 16 or 2 blocks
+    cols = 37 if FORMATS[type].qk <= 8 else 512     # F32, F16, BF16: an odd row; else 16 or 2 blocks
     raw = make_raw(rng, type, rows, cols)
     return {"w": pad_blocks("w", type, (rows, cols), raw), "s": layout(type, rows, cols),
             "_w": dequantized(type, rows, raw)}
@@ -28,7 +28,9 @@ def _matvec_inputs(type: T):
     def inputs(rng: np.random.Generator, n: int) -> dict:
         a = _weights(rng, type, n)
         cols = a["s"].cols
-        return {**a, "y": np.zeros(n, np.float32), "x": rng.standard_normal(cols).astype(np.float32)}
+        # n = 1: y += W x (add), else y = W x over a y that holds garbage
+        return {**a, "y": rng.standard_normal(n).astype(np.float32), "x": rng.standard_normal(cols).astype(np.float32),
+                "add": np.uint32(n == 1)}
     return inputs
 
 
@@ -36,8 +38,9 @@ def _matmul_inputs(type: T):
     def inputs(rng: np.random.Generator, n: int) -> dict:
         a = _weights(rng, type, 33)
         cols = a["s"].cols
-        return {**a, "y": np.zeros((n, 33), np.float32).reshape(-1),
-                "x": rng.standard_normal((n, cols)).astype(np.float32).reshape(-1), "n": np.uint32(n)}
+        return {**a, "y": rng.standard_normal(n * 33).astype(np.float32),
+                "x": rng.standard_normal((n, cols)).astype(np.float32).reshape(-1), "n": np.uint32(n),
+                "add": np.uint32(n == 1)}
     return inputs
 
 
@@ -50,12 +53,14 @@ def _rows_inputs(type: T):
 
 
 def _matvec_reference(a: dict) -> dict:
-    return {"y": (a["_w"].astype(np.float64) @ a["x"]).astype(np.float32)}
+    y = a["_w"].astype(np.float64) @ a["x"] + (a["y"] if a["add"] else 0)
+    return {"y": y.astype(np.float32)}
 
 
 def _matmul_reference(a: dict) -> dict:
     x = a["x"].reshape(int(a["n"]), -1).astype(np.float64)
-    return {"y": (x @ a["_w"].T.astype(np.float64)).astype(np.float32).reshape(-1)}
+    y = (x @ a["_w"].T.astype(np.float64)).reshape(-1) + (a["y"] if a["add"] else 0)
+    return {"y": y.astype(np.float32)}
 
 
 def _rows_reference(a: dict) -> dict:
@@ -68,8 +73,10 @@ for _type, _fmt in FORMATS.items():
     _pick = {"DECODE": _fmt.decoder}
     CASES.append(Case(MATVEC.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
                       grid=lambda a: matvec_grid(a["s"].rows), sizes=(1, 9), tolerance={"y": 2e-5}))
+    CASES.append(Case(MATVEC_ROWS.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
+                      grid=lambda a: workgroups(-(-a["s"].rows // 64)), sizes=(1, 70), tolerance={"y": 2e-5}))
     CASES.append(Case(MATMUL.pick(**_pick), inputs=_matmul_inputs(_type), reference=_matmul_reference,
                       grid=lambda a: workgroups(-(-a["s"].rows // TILE_R), -(-int(a["n"]) // TILE_N)),
                       sizes=(1, 17), tolerance={"y": 2e-5}))
     CASES.append(Case(ROWS_OF.pick(**_pick), inputs=_rows_inputs(_type), reference=_rows_reference,
-                      grid=lambda a: workgroups(-(-int(a["n"]) * a["s"].cols // 256)), sizes=(1, 5)))
+                      grid=lambda a: workgroups(-(-int(a["n"]) * -(-a["s"].cols // 8) // 64)), sizes=(1, 5)))
