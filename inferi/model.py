@@ -6,17 +6,20 @@ A forward pass, for n new tokens at positions start .. start+n-1:
     for each layer:
         h = rms_norm(x) * attn_norm
         q, k, v = h @ Wq, h @ Wk, h @ Wv  (+ biases: Qwen2)       (n, heads, head_dim), (n, kv_heads, head_dim) x2
+                                                                 (one matrix, q | k | v stacked: one kernel)
         q, k = rms_norm per head (Qwen3)
         q, k = rope(q, k at their positions)                     adjacent pairs (Llama) or NEOX halves (Qwen)
         append k, v to the layer's f16 cache; attend q over positions 0 .. start+n-1 (causal, grouped-query)
         x += attention @ Wo
         h = rms_norm(x) * ffn_norm
-        x += (silu(h @ Wgate) * (h @ Wup)) @ Wdown
+        x += (silu(h @ Wgate) * (h @ Wup)) @ Wdown               (gate | up stacked likewise)
     logits = (rms_norm(x) * output_norm) @ Woutput               (the token embedding when tied)
 
 Every intermediate lives in a `Workspace` made once for a number of tokens, and every operation writes into it
 (`out=`): a decode step then allocates nothing, so that it can be captured once and replayed for every token, the
-token id and its position travelling in device buffers (`Workspace.ids`, `positions`, `start`).
+token id and its position travelling in device buffers (`Workspace.ids`, `positions`, `start`). A decode step's
+time is mostly the launches of its kernels, so one token runs few: each norm inside the projection after it, the
+residual adds inside the projections before them, SwiGLU inside the gate | up product, q and k rotated together.
 """
 
 from __future__ import annotations
@@ -35,17 +38,12 @@ from .quant import QuantizedWeight
 @dataclass
 class Layer:
     attn_norm: vx.Tensor
-    wq: QuantizedWeight
-    wk: QuantizedWeight
-    wv: QuantizedWeight
+    qkv: list[QuantizedWeight]          # q | k | v stacked by rows, as few matrices as their types allow
     wo: QuantizedWeight
     ffn_norm: vx.Tensor
-    gate: QuantizedWeight
-    up: QuantizedWeight
+    gate_up: list[QuantizedWeight]      # gate | up, stacked likewise
     down: QuantizedWeight
-    bq: vx.Tensor | None = None         # Qwen2
-    bk: vx.Tensor | None = None
-    bv: vx.Tensor | None = None
+    bqkv: vx.Tensor | None = None       # Qwen2: the q | k | v biases
     q_norm: vx.Tensor | None = None     # Qwen3
     k_norm: vx.Tensor | None = None
 
@@ -83,12 +81,10 @@ class Workspace:
         self.positions = vx.empty((n,), vx.u32, device)
         self.start = vx.empty((1,), vx.u32, device)
         self.x, self.h = e(n, c.dim), e(n, c.dim)
-        self.q, self.q2 = e(n, c.n_heads, c.head_dim), e(n, c.n_heads, c.head_dim)
-        self.k, self.k2 = e(n, c.n_kv_heads, c.head_dim), e(n, c.n_kv_heads, c.head_dim)
-        self.v = e(n, c.n_kv_heads, c.head_dim)
+        self.qkv = e(n, c.n_heads + 2 * c.n_kv_heads, c.head_dim)
         self.att = e(n, c.n_heads, c.head_dim)
-        self.gate, self.up, self.act = e(n, c.ffn_dim), e(n, c.ffn_dim), e(n, c.ffn_dim)
-        self.last = e(n if all_logits else 1, c.dim)
+        self.gate_up, self.act = e(n, 2 * c.ffn_dim), e(n, c.ffn_dim)
+        self.last = e(1, c.dim)
         self.logits = e(n if all_logits else 1, c.vocab_size)
 
     def set_inputs(self, ids: list[int], start: int) -> None:
@@ -98,14 +94,21 @@ class Workspace:
         self.start.write([start])
 
 
-def linear(w: QuantizedWeight, x: vx.Tensor, out: vx.Tensor, add: bool = False) -> vx.Tensor:
-    """x (n, ...) @ W.T into out (n, rows), or added to it: a matrix-vector product for one token, a matrix
-    product for more."""
-    n = x.shape[0]
-    if n == 1:
-        w.matvec(x.view(w.cols), out=out.view(w.rows), add=add)
-    else:
-        w.matmul(x.view(n, w.cols), out=out.view(n, w.rows), add=add)
+def project(parts: list[QuantizedWeight], x: vx.Tensor, out: vx.Tensor, ws: Workspace, norm: vx.Tensor | None = None,
+            eps: float = 0.0, add: bool = False) -> vx.Tensor:
+    """x (n, cols) times the stacked matrices `parts` into the columns of out (n, their rows), in order (added with
+    `add`); with `norm`, x is RMS-normalised first: in the matrix-vector kernel itself for one token, into ws.h
+    for more (each token's work is then one kernel a projection, which is what a decode step's time depends on)."""
+    n, at = x.shape[0], 0
+    if n > 1 and norm is not None:
+        x, norm = nn.rms_norm(x, norm, eps, out=ws.h), None
+    rows = out.view(n, -1)
+    for w in parts:
+        if n == 1:
+            w.matvec(x.view(w.cols), out=rows.view(-1), at=at, add=add, norm=norm, eps=eps)
+        else:
+            w.matmul(x, out=rows, at=at, add=add)
+        at += w.rows
     return out
 
 
@@ -118,27 +121,32 @@ class Transformer:
         `ws.start`; the logits of the last token (or of every token) land in `ws.logits`."""
         c, w, n = self.config, self.weights, ws.n
         rope = dict(theta=c.rope_theta, dims=c.rope_dims, neox=c.rope_neox, freq_factors=w.rope_freqs)
-        scale = 1 / math.sqrt(c.head_dim)
+        scale, heads, kv = 1 / math.sqrt(c.head_dim), c.n_heads, c.n_kv_heads
         w.embedding.rows_of(ws.ids, out=ws.x)
         for i, layer in enumerate(w.layers):
-            nn.rms_norm(ws.x, layer.attn_norm, c.norm_eps, out=ws.h)
-            q, k, v = linear(layer.wq, ws.h, ws.q), linear(layer.wk, ws.h, ws.k), linear(layer.wv, ws.h, ws.v)
-            if layer.bq is not None:
-                q += layer.bq.view(c.n_heads, c.head_dim)
-                k += layer.bk.view(c.n_kv_heads, c.head_dim)
-                v += layer.bv.view(c.n_kv_heads, c.head_dim)
+            qkv = project(layer.qkv, ws.x, ws.qkv, ws, layer.attn_norm, c.norm_eps)    # (n, heads + 2 kv, head_dim)
+            if layer.bqkv is not None:
+                qkv += layer.bqkv.view(heads + 2 * kv, c.head_dim)
+            q, k, v = qkv[:, :heads], qkv[:, heads:heads + kv], qkv[:, heads + kv:]
+            if layer.q_norm is None:                        # q and k rotated together, in place
+                nn.rope(qkv[:, :heads + kv], ws.positions, **rope, out=qkv[:, :heads + kv])
+            if n > 1:                                       # the cache and attention take rows without gaps
+                q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
             if layer.q_norm is not None:                    # normalised per head, before RoPE
-                q = nn.rms_norm(q, layer.q_norm, c.norm_eps, out=ws.q2)
-                k = nn.rms_norm(k, layer.k_norm, c.norm_eps, out=ws.k2)
-            q = nn.rope(q, ws.positions, **rope, out=ws.q2 if q is ws.q else ws.q)
-            k = nn.rope(k, ws.positions, **rope, out=ws.k2 if k is ws.k else ws.k)
+                for t, norm in ((q, layer.q_norm), (k, layer.k_norm)):
+                    nn.rope(nn.rms_norm(t, norm, c.norm_eps, out=t), ws.positions, **rope, out=t)
             write_cache(cache.k[i], k, ws.start)
             write_cache(cache.v[i], v, ws.start)
             attention(q, cache.k[i], cache.v[i], ws.start, scale=scale, out=ws.att)
-            linear(layer.wo, ws.att, ws.x, add=True)          # the residual connections add in the kernel
-            nn.rms_norm(ws.x, layer.ffn_norm, c.norm_eps, out=ws.h)
-            nn.silu_gate(linear(layer.gate, ws.h, ws.gate), linear(layer.up, ws.h, ws.up), out=ws.act)
-            linear(layer.down, ws.act, ws.x, add=True)
-        tail = ws.x if all_logits else ws.x[n - 1:]
-        nn.rms_norm(tail, w.output_norm, c.norm_eps, out=ws.last)
-        return linear(w.output, ws.last, ws.logits)
+            project([layer.wo], ws.att.view(n, -1), ws.x, ws, add=True)       # the residual adds in the kernel
+            if n == 1 and len(layer.gate_up) == 1:          # SwiGLU in the kernel: silu(gate) * up
+                layer.gate_up[0].matvec(ws.x.view(-1), out=ws.act.view(-1), norm=layer.ffn_norm, eps=c.norm_eps,
+                                        gated=True)
+            else:
+                project(layer.gate_up, ws.x, ws.gate_up, ws, layer.ffn_norm, c.norm_eps)
+                nn.silu_gate(ws.gate_up[:, :c.ffn_dim], ws.gate_up[:, c.ffn_dim:], out=ws.act)
+            project([layer.down], ws.act, ws.x, ws, add=True)
+        if all_logits or n == 1:
+            return project([w.output], ws.x, ws.logits, ws, w.output_norm, c.norm_eps)
+        last = nn.rms_norm(ws.x[n - 1:], w.output_norm, c.norm_eps, out=ws.last)
+        return project([w.output], last, ws.logits, ws)

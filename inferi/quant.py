@@ -16,8 +16,8 @@ import numpy as np
 
 import vortx
 from khal_runtime import workgroups
-from shaders._generated.inferi.quant import MATMUL, MATVEC, MATVEC_ROWS, ROWS_OF, Weights
-from shaders.inferi.quant import GROUP, TILE_N, TILE_R
+from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF, Out, Weights
+from shaders.inferi.quant import GROUP, THREADS, TILE_N, TILE_R
 
 T = gguf.GGMLQuantizationType
 
@@ -44,9 +44,9 @@ MAX_GRID = 65535         # workgroups along one side of a grid (WebGPU and CUDA)
 GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (512 a workgroup)
 
 
-def matvec_grid(rows: int):
-    """A workgroup per row: rows past a grid's 65,535 workgroups along x go on along y."""
-    return workgroups(min(rows, MAX_GRID), -(-rows // MAX_GRID))
+def matvec_grid(groups: int):
+    """`groups` workgroups: past a grid's 65,535 along x they go on along y."""
+    return workgroups(min(groups, MAX_GRID), -(-groups // MAX_GRID))
 
 
 class QuantError(ValueError):
@@ -79,6 +79,27 @@ def layout(type: T, rows: int, cols: int) -> Weights:
     return Weights(rows, cols, -(-cols // fmt.qk) * block_words, block_words, fmt.qk.bit_length() - 1)
 
 
+def checked_type(name: str, type: T, shape: tuple[int, ...], raw: np.ndarray) -> T:
+    """The GGML type of a (rows, cols) tensor whose file bytes are `raw`, or a QuantError naming the tensor."""
+    try:
+        type = T(type)
+    except ValueError:
+        raise QuantError(f"{name}: unknown GGML type {type!r}") from None
+    if type not in FORMATS:
+        supported = ", ".join(sorted(t.name for t in SUPPORTED))
+        raise QuantError(f"{name}: type {type.name} is not supported on the device (supported: {supported})")
+    if len(shape) != 2 or min(shape) < 1:
+        raise QuantError(f"{name}: a {type.name} weight must be a (rows, cols) matrix, not shape {tuple(shape)}")
+    rows, cols = (int(d) for d in shape)
+    block, block_bytes = gguf.GGML_QUANT_SIZES[type]
+    if cols % block:
+        raise QuantError(f"{name}: {type.name} rows hold whole blocks of {block} values, not {cols}")
+    expected = rows * cols // block * block_bytes
+    if raw.size != expected:
+        raise QuantError(f"{name}: {type.name} ({rows}, {cols}) takes {expected} bytes, not {raw.size}")
+    return type
+
+
 class QuantizedWeight:
     """A (rows, cols) weight matrix on a vortx device, kept in its GGUF block format (packed as u32 words)."""
 
@@ -87,7 +108,10 @@ class QuantizedWeight:
         self.rows, self.cols = shape
         self.words = words
         self.weights = layout(type, self.rows, self.cols)
-        self.kernels = tuple(f.pick(DECODE=FORMATS[type].decoder) for f in (MATVEC, MATMUL, ROWS_OF, MATVEC_ROWS))
+        pick = dict(DECODE=FORMATS[type].decoder)
+        self.lanes = 1 if words.device.on_cpu else 64          # matvec's invocations per row (LANES)
+        self.matvec_kernel = MATVEC.pick(**pick, LANES=self.lanes)
+        self.matmul_kernel, self.rows_kernel = MATMUL.pick(**pick), ROWS_OF.pick(**pick)
 
     def __repr__(self) -> str:
         return f"<QuantizedWeight {self.name} {self.type.name} ({self.rows}, {self.cols})>"
@@ -100,64 +124,83 @@ class QuantizedWeight:
     def upload(cls, device: vortx.Device, name: str, type: T, shape: tuple[int, int],
                raw: np.ndarray) -> QuantizedWeight:
         """The tensor `name` of GGUF type `type` and numpy shape (rows, cols), from its file bytes `raw`."""
-        try:
-            type = T(type)
-        except ValueError:
-            raise QuantError(f"{name}: unknown GGML type {type!r}") from None
-        if type not in FORMATS:
-            supported = ", ".join(sorted(t.name for t in SUPPORTED))
-            raise QuantError(f"{name}: type {type.name} is not supported on the device (supported: {supported})")
-        if len(shape) != 2 or min(shape) < 1:
-            raise QuantError(f"{name}: a {type.name} weight must be a (rows, cols) matrix, not shape {tuple(shape)}")
-        rows, cols = (int(d) for d in shape)
-        block, block_bytes = gguf.GGML_QUANT_SIZES[type]
-        if cols % block:
-            raise QuantError(f"{name}: {type.name} rows hold whole blocks of {block} values, not {cols}")
-        expected = rows * cols // block * block_bytes
-        if raw.size != expected:
-            raise QuantError(f"{name}: {type.name} ({rows}, {cols}) takes {expected} bytes, not {raw.size}")
-        words = vortx.tensor(pad_blocks(name, type, (rows, cols), raw.reshape(-1)), vortx.u32, device)
-        return cls(name, type, (rows, cols), words, int(raw.size))
+        return cls.stack(device, [(name, type, shape, raw)])
 
-    def _check(self, op: str, x: vortx.Tensor, shape: tuple[int, ...]) -> None:
+    @classmethod
+    def stack(cls, device: vortx.Device, parts: list[tuple[str, T, tuple[int, int], np.ndarray]]) -> QuantizedWeight:
+        """Matrices of one type and width, (name, type, shape, raw) each, stacked by rows into one weight (a fused
+        projection: q | k | v, gate | up), so that one kernel computes them all."""
+        types = [checked_type(*part) for part in parts]
+        (name, _, (_, cols), _), type = parts[0], types[0]
+        for (other, _, shape, _), t in zip(parts, types):
+            if t != type or shape[1] != cols:
+                raise QuantError(f"{other}: {t.name} ({shape[0]}, {shape[1]}) cannot be stacked under {name}, "
+                                 f"{type.name} with {cols} columns")
+        words = np.concatenate([pad_blocks(n, type, s, raw.reshape(-1)) for n, _, s, raw in parts])
+        rows = sum(s[0] for _, _, s, _ in parts)
+        return cls("+".join(n for n, _, _, _ in parts), type, (rows, cols), vortx.tensor(words, vortx.u32, device),
+                   sum(int(raw.size) for *_, raw in parts))
+
+    def _check(self, op: str, x: vortx.Tensor, shape: tuple[int, ...], what: str = "x") -> None:
         if x.device is not self.device:
-            raise ValueError(f"{self.name}.{op}: x is on {x.device.backend.name}, the weight on "
+            raise ValueError(f"{self.name}.{op}: {what} is on {x.device.backend.name}, the weight on "
                              f"{self.device.backend.name}")
         if x.shape != shape or x.dtype is not vortx.f32:
-            raise ValueError(f"{self.name}.{op}: expected an f32 tensor of shape {shape}, not {x.dtype.ir} "
+            raise ValueError(f"{self.name}.{op}: expected {what}: an f32 tensor of shape {shape}, not {x.dtype.ir} "
                              f"{x.shape}")
 
-    def _out(self, op: str, out: vortx.Tensor | None, shape: tuple[int, ...], add: bool = False) -> vortx.Tensor:
+    def _out(self, op: str, out: vortx.Tensor | None, shape: tuple[int, ...], add: bool = False,
+             at: int | None = None) -> vortx.Tensor:
+        """The output: a new tensor of `shape`, or `out`, of that shape or (given `at`) one whose last axis holds
+        the columns at .. at + shape[-1]."""
         if out is None:
-            if add:
-                raise ValueError(f"{self.name}.{op}: add=True adds into `out`, which is missing")
+            if add or at:
+                raise ValueError(f"{self.name}.{op}: add and at write into `out`, which is missing")
             return self.device.empty(shape, vortx.f32)
-        self._check(op + " (out)", out, shape)
+        fits = out.shape == shape if at is None else (out.shape[:-1] == shape[:-1]
+                                                       and 0 <= at <= out.shape[-1] - shape[-1])
+        if out.device is not self.device or out.dtype is not vortx.f32 or not fits:
+            want = shape if at is None else shape[:-1] + (f">= {at + shape[-1]}",)
+            raise ValueError(f"{self.name}.{op}: out must be an f32 tensor on {self.device.backend.name} of shape "
+                             f"({', '.join(map(str, want))}), not {out.dtype.ir} {out.shape}")
         return out
 
-    def matvec(self, x: vortx.Tensor, out: vortx.Tensor | None = None, add: bool = False) -> vortx.Tensor:
-        """y = W @ x: x (cols,) f32 -> (rows,) f32; with `add`, out += W @ x."""
+    def matvec(self, x: vortx.Tensor, out: vortx.Tensor | None = None, *, add: bool = False, at: int = 0,
+               norm: vortx.Tensor | None = None, eps: float = 1e-6, gated: bool = False) -> vortx.Tensor:
+        """y = W @ x: x (cols,) f32 -> (rows,) f32, or into out[at .. at + rows], added with `add`. `norm` (cols,):
+        W @ (rms_norm(x, eps) * norm), the norm in the same kernel; `gated`: W stacks gate over up (rows / 2
+        each), and y (rows / 2,) = silu(gate @ h) * (up @ h)."""
         self._check("matvec", x, (self.cols,))
-        x = x.contiguous() if not x.is_contiguous() or x.offset else x
-        y = self._out("matvec", out, (self.rows,), add)
-        if self.device.on_cpu:
-            vortx.run(self.kernels[3], workgroups(-(-self.rows // 64)), y, self.words, x, self.weights, int(add))
-        else:
-            vortx.run(self.kernels[0], matvec_grid(self.rows), y, self.words, x, self.weights, int(add))
+        if gated and self.rows % 2:
+            raise ValueError(f"{self.name}.matvec: gated needs gate over up, an even number of rows, not {self.rows}")
+        if norm is not None:
+            self._check("matvec", norm, (self.cols,), "norm")
+        x, norm = (t if t is None or t.is_contiguous() and not t.offset else t.contiguous() for t in (x, norm))
+        y = self._out("matvec", out, (self.rows >> gated,), add, at)
+        if y.ndim != 1 or not y.is_contiguous() or y.offset:
+            raise ValueError(f"{self.name}.matvec: out must be 1-D and start its storage (use `at` for a slice)")
+        o = Out(at, y.shape[0], int(add), int(norm is not None), int(gated), float(eps))
+        groups = -(-(self.rows >> gated) * self.lanes // THREADS)        # a workgroup per THREADS / lanes rows
+        vortx.run(self.matvec_kernel, matvec_grid(groups), y, self.words, x, x if norm is None else norm,
+                  self.weights, o)
         return y
 
-    def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None, add: bool = False) -> vortx.Tensor:
-        """y = x @ W.T: x (n, cols) f32 -> (n, rows) f32, each block of W decoded once for 16 rows of x; with
-        `add`, out += x @ W.T."""
+    def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None, *, add: bool = False,
+               at: int = 0) -> vortx.Tensor:
+        """y = x @ W.T: x (n, cols) f32 -> (n, rows) f32, or into out[:, at .. at + rows], added with `add`; each
+        block of W decoded once for 16 rows of x."""
         if x.ndim != 2:
             raise ValueError(f"{self.name}.matmul: expected x of shape (n, {self.cols}), not {x.shape}")
         n = x.shape[0]
         self._check("matmul", x, (n, self.cols))
         x = x.contiguous() if not x.is_contiguous() or x.offset else x
-        y = self._out("matmul", out, (n, self.rows), add)
+        y = self._out("matmul", out, (n, self.rows), add, at)
+        if y.ndim != 2 or not y.is_contiguous() or y.offset:
+            raise ValueError(f"{self.name}.matmul: out must be 2-D and start its storage (use `at` for columns)")
         if n:
             grid = workgroups(-(-self.rows // TILE_R), -(-n // TILE_N))
-            vortx.run(self.kernels[1], grid, y, self.words, x, self.weights, n, int(add))
+            vortx.run(self.matmul_kernel, grid, y, self.words, x, self.weights, n, Out(at, y.shape[1], int(add),
+                                                                                       0, 0, 0.0))
         return y
 
     def rows_of(self, ids: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
@@ -175,7 +218,7 @@ class QuantizedWeight:
         y = self._out("rows_of", out, (n, self.cols))
         if n:
             groups = n * -(-self.cols // GROUP)
-            vortx.run(self.kernels[2], workgroups(-(-groups // 64)), y, self.words, ids, self.weights, n)
+            vortx.run(self.rows_kernel, workgroups(-(-groups // 64)), y, self.words, ids, self.weights, n)
         return y
 
     def dequantize(self) -> np.ndarray:

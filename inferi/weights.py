@@ -2,8 +2,9 @@
 (`QuantizedWeight`), vectors (norms, biases, RoPE factors) become f32 tensors. Every tensor is checked for its
 presence and shape before anything is uploaded, so that a wrong file fails at once, naming the tensor.
 
-Tensor data is read from the file's memory map a tensor at a time, so loading needs little host memory beyond the
-file's pages.
+Tensor data is read from the file's memory map a tensor at a time (a fused projection's few at once), so loading
+needs little host memory beyond the file's pages. The projections that run on one input are stacked by rows: q | k
+| v and gate | up, each run of one type one weight, so that one kernel computes the run.
 """
 
 from __future__ import annotations
@@ -58,10 +59,30 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
                disable=not progress, leave=False)
 
     def matrix(name: str) -> QuantizedWeight:
-        info = file.tensors[name]
-        weight = QuantizedWeight.upload(device, name, info.type, info.shape, file.data(name))
-        bar.update(info.nbytes)
-        return weight
+        return stacked([name])[0]
+
+    def stacked(names: list[str]) -> list[QuantizedWeight]:
+        """The matrices `names` stacked by rows, a run of one type into one weight (one kernel computes it)."""
+        runs: list[list[str]] = []
+        for name in names:
+            if runs and file.tensors[runs[-1][0]].type == file.tensors[name].type:
+                runs[-1].append(name)
+            else:
+                runs.append([name])
+        parts = []
+        for run in runs:
+            infos = [file.tensors[n] for n in run]
+            parts.append(QuantizedWeight.stack(device, [(n, t.type, t.shape, file.data(n))
+                                                        for n, t in zip(run, infos)]))
+            bar.update(sum(t.nbytes for t in infos))
+        return parts
+
+    def biases(names: list[str]) -> vx.Tensor | None:
+        if names[0] not in shapes:
+            return None
+        values = [dequantize(np.asarray(file.data(n)), file.tensors[n].type).reshape(-1) for n in names]
+        bar.update(sum(file.tensors[n].nbytes for n in names))
+        return vx.tensor(np.concatenate(values).astype(np.float32), vx.f32, device)
 
     def vector(name: str) -> vx.Tensor | None:
         if name not in shapes:
@@ -75,11 +96,11 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
     for i in range(config.n_layers):
         b = f"blk.{i}."
         layers.append(Layer(
-            attn_norm=vector(b + "attn_norm.weight"), wq=matrix(b + "attn_q.weight"), wk=matrix(b + "attn_k.weight"),
-            wv=matrix(b + "attn_v.weight"), wo=matrix(b + "attn_output.weight"),
-            ffn_norm=vector(b + "ffn_norm.weight"), gate=matrix(b + "ffn_gate.weight"),
-            up=matrix(b + "ffn_up.weight"), down=matrix(b + "ffn_down.weight"),
-            bq=vector(b + "attn_q.bias"), bk=vector(b + "attn_k.bias"), bv=vector(b + "attn_v.bias"),
+            attn_norm=vector(b + "attn_norm.weight"),
+            qkv=stacked([b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"]),
+            wo=matrix(b + "attn_output.weight"), ffn_norm=vector(b + "ffn_norm.weight"),
+            gate_up=stacked([b + "ffn_gate.weight", b + "ffn_up.weight"]), down=matrix(b + "ffn_down.weight"),
+            bqkv=biases([b + "attn_q.bias", b + "attn_k.bias", b + "attn_v.bias"]),
             q_norm=vector(b + "attn_q_norm.weight"), k_norm=vector(b + "attn_k_norm.weight")))
     embedding = matrix("token_embd.weight")
     weights = Weights(embedding=embedding, layers=layers, output_norm=vector("output_norm.weight"),

@@ -8,9 +8,12 @@ block_words.
 """
 
 from khal_runtime.lang import (
+    Array,
     Buf,
+    Const,
     MutBuf,
     barrier,
+    exp,
     f32,
     fma,
     global_id,
@@ -19,6 +22,7 @@ from khal_runtime.lang import (
     num_subgroups,
     num_workgroups,
     require,
+    rsqrt,
     shared,
     static_range,
     struct,
@@ -49,8 +53,10 @@ from .decoders import (
 DECODE = template(decode_f32, decode_f16, decode_bf16, decode_q4_0, decode_q4_1, decode_q5_0, decode_q5_1,
                   decode_q8_0, decode_q2_k, decode_q3_k, decode_q4_k, decode_q5_k, decode_q6_k)
 
-THREADS = 64            # matvec: a workgroup per row, its invocations striding over the row's groups of 8 values (a
-                        # subgroup sum, then one barrier: on lavapipe up to 1.6x faster than a shared-memory tree)
+THREADS = 64            # matvec: invocations of a workgroup
+LANES = template(64, 1)  # matvec: invocations per row. 64 on a GPU (a workgroup per row, striding over its groups
+                        # of 8 values); 1 on a CPU (lavapipe), where each workgroup costs microseconds of its own:
+                        # an invocation per row, a workgroup per 64 rows
 GROUP = 8               # values decoded together: one call of the decoder for each, the words shared
 TILE_R = 32             # matmul: a workgroup computes TILE_N rows of x times TILE_R rows of W
 TILE_N = 16
@@ -66,6 +72,19 @@ class Weights:
     qk_shift: u32
 
 
+@struct
+class Out:
+    """Where a product goes and what comes with it: columns at .. at + rows of an output whose rows hold `stride`
+    values (a slice of a fused projection's output, q | k | v), added to it or not; for matvec, x normalised
+    first (RMS norm with the factors g) and, `gated`, SwiGLU's silu(gate) * up of a W that stacks gate over up."""
+    at: u32
+    stride: u32
+    add: u32
+    norm: u32
+    gated: u32
+    eps: f32
+
+
 def group_word(s: Weights, r: u32, e: u32) -> u32:
     """The word where the block holding element e (a multiple of GROUP) of row r begins."""
     return r * s.row_words + (e >> s.qk_shift) * s.block_words
@@ -76,57 +95,86 @@ def x_at(x: Buf[f32], base: u32, e: u32, cols: u32) -> f32:
     return x[base + e] if e < cols else 0.0
 
 
-@kernel(workgroup_size=(THREADS,))
-def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights, add: u32):
-    """y = W @ x, or y += W @ x when `add` is 1 (a residual connection, without a kernel of its own)."""
-    require(len(y) >= s.rows)
-    require(len(x) >= s.cols)
-    require(len(w) >= s.rows * s.row_words)
-    partial = shared(f32, THREADS)
-    row = workgroup_id().y * num_workgroups().x + workgroup_id().x     # a grid holds 65,535 workgroups a side
-    lid = local_id().x
+def workgroup_total(partial: Array[f32], value: f32) -> f32:
+    """The sum of `value` over the workgroup, for every invocation: a subgroup sum, then one barrier to add the
+    subgroups' sums (subgroups hold 4 to 64 invocations; on lavapipe this beats a shared-memory tree by 1.6x)."""
+    value = subgroup_add(value)
+    if subgroup_invocation_id() == 0:
+        partial[subgroup_id()] = value
+    barrier()
+    total = f32(0)
+    for g in range(num_subgroups()):
+        total += partial[g]
+    barrier()                   # read by all before the array is used again
+    return total
+
+
+def silu(x: f32) -> f32:
+    return x / (1.0 + exp(-x))
+
+
+def row_dot(w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, row: u32, lane: u32, scaled: Const[bool]) -> f32:
+    """This invocation's share of row `row` of W times x (times g, elementwise, when `scaled`)."""
     mask = (u32(1) << s.qk_shift) - 1
     acc = f32(0)
-    if row < s.rows:
-        for e in range(lid * GROUP, s.cols, THREADS * GROUP):
-            wb = group_word(s, row, e)
-            for i in static_range(GROUP):
-                acc = fma(DECODE(w, wb, e & mask, i), x_at(x, 0, e + i, s.cols), acc)
-    # a subgroup sum, then one barrier to add the subgroups' sums (subgroups hold 4 to 64 invocations)
-    acc = subgroup_add(acc)
-    if subgroup_invocation_id() == 0:
-        partial[subgroup_id()] = acc
-    barrier()
-    if lid == 0 and row < s.rows:
-        total = f32(0)
-        for g in range(num_subgroups()):
-            total += partial[g]
-        y[row] = total + y[row] if add == 1 else total
+    for e in range(lane * GROUP, s.cols, LANES * GROUP):
+        wb = group_word(s, row, e)
+        for i in static_range(GROUP):
+            h = x_at(x, 0, e + i, s.cols)
+            if scaled:
+                h *= x_at(g, 0, e + i, s.cols)
+            acc = fma(DECODE(w, wb, e & mask, i), h, acc)
+    return acc
 
 
 @kernel(workgroup_size=(THREADS,))
-def matvec_rows(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights, add: u32):
-    """`matvec` for CPU devices (lavapipe), where each workgroup costs microseconds of its own: an invocation per
-    row, a workgroup per THREADS rows, nothing shared."""
-    require(len(y) >= s.rows)
+def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, o: Out):
+    """y[o.at + r] (+)= row r of W times x, or of rms_norm(x) * g; gated: silu(gate r) * (up r), r < rows / 2."""
     require(len(x) >= s.cols)
     require(len(w) >= s.rows * s.row_words)
-    row = global_id().x
-    mask = (u32(1) << s.qk_shift) - 1
-    if row < s.rows:
-        acc = f32(0)
-        for e in range(0, s.cols, GROUP):
-            wb = group_word(s, row, e)
-            for i in static_range(GROUP):
-                acc = fma(DECODE(w, wb, e & mask, i), x_at(x, 0, e + i, s.cols), acc)
-        y[row] = acc + y[row] if add == 1 else acc
+    require(o.norm == 0 or len(g) >= s.cols)
+    require(o.gated <= 1)
+    require(len(y) >= o.at + s.rows - o.gated * (s.rows // 2))
+    partial = shared(f32, THREADS)
+    lid = local_id().x
+    lane = lid % LANES
+    out_rows = s.rows >> o.gated
+    # a grid holds 65,535 workgroups a side
+    row = (workgroup_id().y * num_workgroups().x + workgroup_id().x) * (THREADS // LANES) + lid // LANES
+    inv_rms = f32(1)
+    if o.norm == 1:             # each workgroup normalises x itself: one token's activations, read anyway
+        squares = f32(0)
+        for e in range(lid, s.cols, THREADS):
+            squares = fma(x[e], x[e], squares)
+        inv_rms = rsqrt(workgroup_total(partial, squares) / f32(s.cols) + o.eps)
+    acc = f32(0)
+    acc_up = f32(0)
+    if row < out_rows:          # a branch on parameters: the same for every invocation, the loops free of it
+        if o.gated == 1:
+            acc = row_dot(w, x, g, s, row, lane, True)
+            acc_up = row_dot(w, x, g, s, row + out_rows, lane, True)
+        elif o.norm == 1:
+            acc = row_dot(w, x, g, s, row, lane, True)
+        else:
+            acc = row_dot(w, x, g, s, row, lane, False)
+    if LANES > 1:
+        acc = workgroup_total(partial, acc)
+        if o.gated == 1:
+            acc_up = workgroup_total(partial, acc_up)
+    if lane == 0 and row < out_rows:
+        value = acc * inv_rms
+        if o.gated == 1:
+            value = silu(value) * (acc_up * inv_rms)
+        y[o.at + row] = value + y[o.at + row] if o.add == 1 else value
 
 
 @kernel(workgroup_size=(TILE_R, TILE_N // 2))
-def matmul(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights, n: u32, add: u32):
-    """y (n, rows) = x (n, cols) @ W^T (+= when `add` is 1): each slice of W's block values is decoded once for
-    TILE_N rows of x."""
-    require(len(y) >= n * s.rows)
+def matmul(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights, n: u32, o: Out):
+    """y[:, o.at .. o.at + rows] (n rows of o.stride) (+)= x (n, cols) @ W^T: each slice of W's block values is
+    decoded once for TILE_N rows of x (o.norm and o.gated are matvec's: prefill runs those as kernels of their
+    own)."""
+    require(o.at + s.rows <= o.stride)
+    require(n == 0 or len(y) >= (n - 1) * o.stride + o.at + s.rows)
     require(len(x) >= n * s.cols)
     require(len(w) >= s.rows * s.row_words)
     w_tile = shared(f32, TILE_R, BK + 1)
@@ -161,11 +209,11 @@ def matmul(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], s: Weights, n: u32, add: u3
         barrier()
     if row0 + tr < s.rows:
         if n0 + tn < n:
-            at = (n0 + tn) * s.rows + row0 + tr
-            y[at] = acc0 + y[at] if add == 1 else acc0
+            at = (n0 + tn) * o.stride + o.at + row0 + tr
+            y[at] = acc0 + y[at] if o.add == 1 else acc0
         if n0 + tn + TILE_N // 2 < n:
-            at = (n0 + tn + TILE_N // 2) * s.rows + row0 + tr
-            y[at] = acc1 + y[at] if add == 1 else acc1
+            at = (n0 + tn + TILE_N // 2) * o.stride + o.at + row0 + tr
+            y[at] = acc1 + y[at] if o.add == 1 else acc1
 
 
 @kernel(workgroup_size=(64,))

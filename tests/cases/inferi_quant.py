@@ -9,10 +9,10 @@ import gguf
 import numpy as np
 
 from benchmarks.inferi_matvec import dequantized, make_raw
-from inferi.quant import FORMATS, TILE_N, TILE_R, layout, matvec_grid, pad_blocks
+from inferi.quant import FORMATS, THREADS, TILE_N, TILE_R, layout, matvec_grid, pad_blocks
 from khal_runtime import workgroups
 from khal_runtime.testing import Case
-from shaders._generated.inferi.quant import MATMUL, MATVEC, MATVEC_ROWS, ROWS_OF
+from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF, Out
 
 T = gguf.GGMLQuantizationType
 
@@ -25,22 +25,41 @@ def _weights(rng: np.random.Generator, type: T, rows: int) -> dict:
 
 
 def _matvec_inputs(type: T):
+    """Three variants by size: an odd n adds into y; an even one normalises x (RMS norm with factors g) and, when
+    n % 4 == 2, gates (silu of the first half of the rows times the second) into y at column 3."""
     def inputs(rng: np.random.Generator, n: int) -> dict:
         a = _weights(rng, type, n)
         cols = a["s"].cols
-        # n = 1: y += W x (add), else y = W x over a y that holds garbage
-        return {**a, "y": rng.standard_normal(n).astype(np.float32), "x": rng.standard_normal(cols).astype(np.float32),
-                "add": np.uint32(n == 1)}
+        norm, gated = n % 2 == 0, n % 4 == 2
+        at = 3 if gated else 0
+        o = Out(at, at + (n >> gated) + 2, int(n % 2), int(norm), int(gated), 1e-5)
+        return {**a, "y": rng.standard_normal(o.stride).astype(np.float32),
+                "x": rng.standard_normal(cols).astype(np.float32),
+                "g": rng.uniform(0.5, 1.5, cols).astype(np.float32), "o": o}
     return inputs
+
+
+def _matvec_reference(a: dict) -> dict:
+    o, x = a["o"], a["x"].astype(np.float64)
+    if o.norm:
+        x = x / np.sqrt(np.mean(x * x) + o.eps) * a["g"]
+    y = a["_w"].astype(np.float64) @ x
+    if o.gated:
+        gate, up = np.split(y, 2)
+        y = gate / (1 + np.exp(-np.clip(gate, -80, 80))) * up
+    out = a["y"].astype(np.float64).copy()
+    out[o.at:o.at + len(y)] = y + (out[o.at:o.at + len(y)] if o.add else 0)
+    return {"y": out.astype(np.float32)}
 
 
 def _matmul_inputs(type: T):
     def inputs(rng: np.random.Generator, n: int) -> dict:
         a = _weights(rng, type, 33)
         cols = a["s"].cols
-        return {**a, "y": rng.standard_normal(n * 33).astype(np.float32),
-                "x": rng.standard_normal((n, cols)).astype(np.float32).reshape(-1), "n": np.uint32(n),
-                "add": np.uint32(n == 1)}
+        # n = 1: added into columns 2 .. 35 of rows of 36; else y = x W^T
+        o = Out(2, 36, 1, 0, 0, 0.0) if n == 1 else Out(0, 33, 0, 0, 0, 0.0)
+        return {**a, "y": rng.standard_normal(n * o.stride).astype(np.float32),
+                "x": rng.standard_normal((n, cols)).astype(np.float32).reshape(-1), "n": np.uint32(n), "o": o}
     return inputs
 
 
@@ -52,15 +71,12 @@ def _rows_inputs(type: T):
     return inputs
 
 
-def _matvec_reference(a: dict) -> dict:
-    y = a["_w"].astype(np.float64) @ a["x"] + (a["y"] if a["add"] else 0)
-    return {"y": y.astype(np.float32)}
-
-
 def _matmul_reference(a: dict) -> dict:
     x = a["x"].reshape(int(a["n"]), -1).astype(np.float64)
-    y = (x @ a["_w"].T.astype(np.float64)).reshape(-1) + (a["y"] if a["add"] else 0)
-    return {"y": y.astype(np.float32)}
+    o = a["o"]
+    y = a["y"].astype(np.float64).reshape(len(x), o.stride).copy()
+    y[:, o.at:o.at + 33] = x @ a["_w"].T.astype(np.float64) + (y[:, o.at:o.at + 33] if o.add else 0)
+    return {"y": y.astype(np.float32).reshape(-1)}
 
 
 def _rows_reference(a: dict) -> dict:
@@ -71,10 +87,10 @@ def _rows_reference(a: dict) -> dict:
 CASES: list[Case] = []
 for _type, _fmt in FORMATS.items():
     _pick = {"DECODE": _fmt.decoder}
-    CASES.append(Case(MATVEC.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
-                      grid=lambda a: matvec_grid(a["s"].rows), sizes=(1, 9), tolerance={"y": 2e-5}))
-    CASES.append(Case(MATVEC_ROWS.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
-                      grid=lambda a: workgroups(-(-a["s"].rows // 64)), sizes=(1, 70), tolerance={"y": 2e-5}))
+    for _lanes, _sizes in ((64, (1, 8, 10)), (1, (70, 72, 74))):
+        CASES.append(Case(MATVEC.pick(**_pick, LANES=_lanes), inputs=_matvec_inputs(_type),
+                          reference=_matvec_reference, sizes=_sizes, tolerance={"y": 2e-5},
+                          grid=lambda a, lanes=_lanes: matvec_grid(-(-a["s"].rows * lanes // THREADS))))
     CASES.append(Case(MATMUL.pick(**_pick), inputs=_matmul_inputs(_type), reference=_matmul_reference,
                       grid=lambda a: workgroups(-(-a["s"].rows // TILE_R), -(-int(a["n"]) // TILE_N)),
                       sizes=(1, 17), tolerance={"y": 2e-5}))
