@@ -59,7 +59,7 @@ def main() -> None:
     device = model.device
     calls = record_step(model, args.at)
     model._decode(42)                       # captures the step
-    step = timed_replay(device, model.graph, 20)
+    step = timed_replay(device, model.graphs[False], 20)
     groups: dict[tuple, list] = defaultdict(list)
     for cls, grid, a, kw in calls:
         groups[(cls.__name__, str(grid))].append((cls, grid, a, kw))

@@ -3,7 +3,9 @@ text generation.
 
 Generation runs the prompt through the model in chunks (the prefill: quantized matrix products), then decodes one
 token at a time with a captured decode step: the token's whole forward pass is recorded once into a graph, and each
-new token only writes its id and position into device buffers and replays the graph. The cache remembers which
+new token only writes its id and position into device buffers and replays the graph. Greedy generation captures the
+pick too: the replay leaves the argmax as the next step's token id and advances the position, on the device, so
+that a token costs one replay and the read of one id. The cache remembers which
 tokens it holds, so that a chat turn that extends the previous conversation only runs the new tokens.
 """
 
@@ -54,7 +56,7 @@ class LanguageModel:
         self.cache = KVCache(self.config, self.ctx, self.device)
         self.cached: list[int] = []             # the tokens whose keys and values the cache holds, in order
         self.decode_step = Workspace(self.config, 1, self.device)
-        self.graph = None                       # the captured decode step, made on first use
+        self.graphs = [None, None]              # the captured decode step, without and with greedy picking
         self.device.synchronize()
         self.load_seconds = time.perf_counter() - started
 
@@ -102,17 +104,36 @@ class LanguageModel:
 
     def _decode(self, token: int) -> vx.Tensor:
         """Runs one token after the cached ones (a replay of the captured step); its logits, (1, vocab)."""
+        self._replay(token, greedy=False)
+        return self.decode_step.logits
+
+    def _decode_greedy(self, token: int) -> int:
+        """Runs one token after the cached ones and returns the argmax of its logits: a replay of the captured
+        step that also picks the next token and advances the position on the device, so that the next replay
+        needs nothing written and only a token id comes back."""
+        ws = self._replay(token, greedy=True)
+        following = int(ws.ids.numpy()[0])
+        ws.holds = ((following,), len(self.cached))
+        return following
+
+    def _replay(self, token: int, greedy: bool) -> Workspace:
         if len(self.cached) >= self.ctx:
             raise ContextError(f"inferi: the context of {self.ctx} tokens is full")
         ws = self.decode_step
         ws.set_inputs([token], len(self.cached))
-        if self.graph is None:
+        if self.graphs[greedy] is None:
+            if greedy:                          # argmax allocates its partials on a first call, outside the capture
+                vx.argmax(ws.logits, out=vx.empty((1,), vx.u32, self.device))
             with self.device.capture() as graph:
                 self.model.forward(ws, self.cache)
-            self.graph = graph
-        self.graph.replay()
+                if greedy:
+                    vx.argmax(ws.logits, out=ws.ids)
+                    ws.positions += 1
+            self.graphs[greedy] = graph
+        self.graphs[greedy].replay()
+        ws.holds = None
         self.cached.append(token)
-        return ws.logits
+        return ws
 
     # --- generation ---------------------------------------------------------------------------------------------
 
@@ -121,16 +142,18 @@ class LanguageModel:
         params.check()
         sampler = Sampler(params, self.config.vocab_size)
         history = self._check_ids(prompt_ids)
-        logits = self.prefill(history)
+        token = sampler.sample(self.prefill(history).view(self.config.vocab_size), history)
         for produced in range(1, params.max_tokens + 1):
-            token = sampler.sample(logits.view(self.config.vocab_size), history)
             if token in self.tokenizer.eog_ids:
                 return
             yield token
             history.append(token)
             if produced == params.max_tokens or len(self.cached) >= self.ctx:
                 return
-            logits = self._decode(token)
+            if sampler.greedy:
+                token = self._decode_greedy(token)
+            else:
+                token = sampler.sample(self._decode(token).view(self.config.vocab_size), history)
 
     def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None,
                  stop: Sequence[str] = ()) -> Iterator[str]:

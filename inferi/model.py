@@ -79,7 +79,8 @@ class Workspace:
         self.n = n
         self.ids = vx.empty((n,), vx.u32, device)
         self.positions = vx.empty((n,), vx.u32, device)
-        self.start = vx.empty((1,), vx.u32, device)
+        self.start = self.positions if n == 1 else vx.empty((1,), vx.u32, device)     # the first position
+        self.holds: tuple[tuple[int, ...], int] | None = None      # (ids, start) on the device, when known
         self.x, self.h = e(n, c.dim), e(n, c.dim)
         self.qkv = e(n, c.n_heads + 2 * c.n_kv_heads, c.head_dim)
         self.att = e(n, c.n_heads, c.head_dim)
@@ -88,10 +89,14 @@ class Workspace:
         self.logits = e(n if all_logits else 1, c.vocab_size)
 
     def set_inputs(self, ids: list[int], start: int) -> None:
-        """Writes the token ids and their positions into the device buffers (before a run or a replay)."""
-        self.ids.write(ids)
-        self.positions.write(range(start, start + len(ids)))
-        self.start.write([start])
+        """Writes the token ids and their positions into the device buffers (before a run or a replay), unless
+        they hold them already (a greedy decode step leaves its next token and position there)."""
+        if self.holds != (tuple(ids), start):
+            self.ids.write(ids)
+            self.positions.write(range(start, start + len(ids)))
+            if self.start is not self.positions:
+                self.start.write([start])
+            self.holds = (tuple(ids), start)
 
 
 def project(parts: list[QuantizedWeight], x: vx.Tensor, out: vx.Tensor, ws: Workspace, norm: vx.Tensor | None = None,

@@ -135,6 +135,12 @@ class Sampler:
 
     # --- the steps ---------------------------------------------------------------------------------------------
 
+    @property
+    def greedy(self) -> bool:
+        """Whether every token is the argmax of the raw logits (temperature 0, no penalty): generation then picks
+        it on the device, in the captured decode step."""
+        return self.params.temperature == 0 and not self.params.penalizes()
+
     def _check_shape(self, where: str, shape: tuple[int, ...]) -> None:
         if not shape or shape[-1] != self.vocab_size or math.prod(shape) != self.vocab_size:
             raise ValueError(f"Sampler.{where}: logits of shape {tuple(shape)}; expected ({self.vocab_size},) or "

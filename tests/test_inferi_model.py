@@ -65,3 +65,8 @@ def test_greedy_decoding_equals_the_reference_argmax_and_the_cache_is_reused(tin
     assert model.cached[:len(longer)] == longer
     fresh = inferi.load_model(path, backend=kind, context_length=64, progress=False)
     assert again == list(fresh.generate_tokens(longer, greedy))
+    # greedy picks on the device inside the captured step; top_k = 1 at a temperature samples on the host from
+    # the step's logits: the same tokens, also when the two alternate on one cache
+    one_best = SamplingParams(temperature=0.7, top_k=1, max_tokens=6, seed=1)
+    assert list(fresh.generate_tokens(PROMPT, one_best)) == tokens
+    assert list(fresh.generate_tokens(longer, one_best)) == again
