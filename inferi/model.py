@@ -151,7 +151,8 @@ class Transformer:
                 project(layer.gate_up, ws.x, ws.gate_up, ws, layer.ffn_norm, c.norm_eps)
                 nn.silu_gate(ws.gate_up[:, :c.ffn_dim], ws.gate_up[:, c.ffn_dim:], out=ws.act)
             project([layer.down], ws.act, ws.x, ws, add=True)
-        if all_logits or n == 1:
-            return project([w.output], ws.x, ws.logits, ws, w.output_norm, c.norm_eps)
-        last = nn.rms_norm(ws.x[n - 1:], w.output_norm, c.norm_eps, out=ws.last)
+        # the final norm runs on its own: inside the vocabulary-wide product, each of its many workgroups would
+        # redo it (twice the product's time on an H200)
+        last = nn.rms_norm(ws.x if all_logits else ws.x[n - 1:], w.output_norm, c.norm_eps,
+                           out=ws.h if all_logits else ws.last)
         return project([w.output], last, ws.logits, ws)
