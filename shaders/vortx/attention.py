@@ -23,7 +23,8 @@ and outputs rescaled by exp(old max - new max) at each step.
   coalesce and are all in flight at once). It writes each split's unnormalised output, maximum and sum to `part`
   as (query, head, split, head_dim + 2) partials; a split past the live length writes nothing.
 - `attend_combine`: a workgroup per (query, head) merges the live splits' partials (log-sum-exp weights): the
-  maxima and the weights across threads, the weighted outputs in unrolled runs of UNROLL splits.
+  maxima and the weights across threads, the weighted outputs in runs of UNROLL splits (their loads in flight
+  together) dealt round SLICES groups of threads, whose sums meet in shared memory.
 - `write_cache`: a thread per element converts rows of x (n, kv_heads, head_dim) f32 to f16 rows start .. of the
   cache; rows at or past ctx are dropped.
 
@@ -75,7 +76,9 @@ TEAMS = WORKGROUP // TEAM
 KEYS_PER_TEAM = SPLIT_CHUNK // TEAMS
 MAX_SUBGROUPS = WORKGROUP // TEAM   # subgroups of a workgroup, at TEAM invocations or more each
 MAX_SPLITS = 256                    # splits attend_combine merges
-UNROLL = 8                          # splits whose partials attend_combine loads at once
+UNROLL = 8                          # splits whose partials a thread of attend_combine loads at once
+SLICES = 4                          # attend_combine: runs of UNROLL splits go round SLICES groups of WORKGROUP
+COMBINE_THREADS = SLICES * WORKGROUP
 GROUP = template(1, 2, 3, 4, 7, 8)     # query heads of one kv head per attend workgroup: K/V loaded once for them
 NEG_BIG = -1.0e30                   # masked scores and the initial running maximum (see the module docstring)
 
@@ -335,7 +338,7 @@ def attend_split(part: MutBuf[f32], q: Buf[f32], k: Buf[f16], v: Buf[f16], start
             part[out + hd + 1] = total
 
 
-@kernel(workgroup_size=(WORKGROUP,))
+@kernel(workgroup_size=(COMBINE_THREADS,))
 def attend_combine(out: MutBuf[f32], part: Buf[f32], start: Buf[u32], a: Attn):
     require(a.head_dim <= MAX_HEAD_DIM)
     require(a.span > 0)
@@ -343,8 +346,12 @@ def attend_combine(out: MutBuf[f32], part: Buf[f32], start: Buf[u32], a: Attn):
     require(len(part) >= a.n * a.heads * a.splits * (a.head_dim + 2))
     require(len(out) >= a.o_off + a.n * a.heads * a.head_dim)
     weight = shared(f32, MAX_SPLITS)
-    red = shared(f32, 1, MAX_SUBGROUPS)
+    red = shared(f32, 1, COMBINE_THREADS // TEAM)
+    sums = shared(f32, SLICES, MAX_HEAD_DIM)
+    acc = array(f32, DIMS_PER_THREAD)
     lid = local_id().x
+    slot = lid % WORKGROUP              # the dimensions slot, slot + WORKGROUP, ... of the runs of splits of piece `piece`
+    piece = lid // WORKGROUP
     h = workgroup_id().x
     i = workgroup_id().y
     hd = a.head_dim
@@ -352,14 +359,14 @@ def attend_combine(out: MutBuf[f32], part: Buf[f32], start: Buf[u32], a: Attn):
     live = min((keys + split_span(a, keys) - 1) // split_span(a, keys), a.splits)
     base = (i * a.heads + h) * a.splits * (hd + 2)
     best = f32(NEG_BIG)
-    for s in range(lid, live, WORKGROUP):
+    for s in range(lid, live, COMBINE_THREADS):
         best = max(best, part[base + s * (hd + 2) + hd])
     to_subgroups(red, 0, best, True)
     barrier()
     top = over_subgroups(red, 0, True)
     barrier()                                       # every thread has read red
     total = f32(0)
-    for s in range(lid, MAX_SPLITS, WORKGROUP):
+    for s in range(lid, MAX_SPLITS, COMBINE_THREADS):
         w = f32(0)
         if s < live:
             at = base + s * (hd + 2)
@@ -369,16 +376,22 @@ def attend_combine(out: MutBuf[f32], part: Buf[f32], start: Buf[u32], a: Attn):
     to_subgroups(red, 0, total, False)
     barrier()
     norm = over_subgroups(red, 0, False)
-    dst = a.o_off + (i * a.heads + h) * hd
     for t in static_range(DIMS_PER_THREAD):
-        d = lid + t * WORKGROUP
-        if d < hd and norm > 0.0:
-            acc = f32(0)
-            for s0 in range(0, live, UNROLL):
+        d = slot + t * WORKGROUP
+        if d < hd:
+            for s0 in range(piece * UNROLL, live, SLICES * UNROLL):
                 for u in static_range(UNROLL):
                     s = s0 + u         # weight is 0 from `live` on; the load reads the last live split
-                    acc += weight[s] * part[base + min(s, live - 1) * (hd + 2) + d]
-            out[dst + d] = acc / norm
+                    acc[t] += weight[s] * part[base + min(s, live - 1) * (hd + 2) + d]
+            sums[piece, d] = acc[t]
+    barrier()
+    dst = a.o_off + (i * a.heads + h) * hd
+    for t in static_range(DIMS_PER_THREAD):
+        d = slot + t * WORKGROUP
+        if piece == 0 and d < hd and norm > 0.0:
+            for r in static_range(1, SLICES):
+                acc[t] += sums[r, d]
+            out[dst + d] = acc[t] / norm
 
 
 @kernel(workgroup_size=(256,))

@@ -98,11 +98,13 @@ def attend_split_reference(args: Args) -> dict[str, np.ndarray]:
 
 
 def combine_inputs(rng: np.random.Generator, n: int) -> Args:
-    splits, span, start = 9, SPLIT_CHUNK, 2 * SPLIT_CHUNK + 7 - n      # the last query sees 3 live splits, the first fewer
+    # 80 splits of 32 keys: five queries see 71 live ones (dealt in runs of 8 round the slices), one query 3
+    splits, span = 80, SPLIT_CHUNK
+    start = (70 if n > 1 else 2) * SPLIT_CHUNK + 7 - n
     part = rng.standard_normal((n, HEADS, splits, HEAD_DIM + 2)).astype(np.float32)
     part[..., HEAD_DIM] *= 4                                        # maxima
     part[..., HEAD_DIM + 1] = rng.uniform(1, 50, part.shape[:-1])   # sums: positive
-    a = Attn(n, HEADS, KV_HEADS, HEAD_DIM, CTX, splits, span, 0, 0, 0, 5, 0.125)
+    a = Attn(n, HEADS, KV_HEADS, HEAD_DIM, splits * span, splits, span, 0, 0, 0, 5, 0.125)
     return {"out": np.zeros(5 + n * HEADS * HEAD_DIM, np.float32), "part": part.reshape(-1),
             "start": np.array([max(start, 0)], np.uint32), "a": a}
 
