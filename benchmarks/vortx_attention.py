@@ -52,8 +52,8 @@ def bench(kind: str, ctx: int, positions: list[int], calls: int, repeats: int) -
     start, out = vx.tensor(np.array([0], np.uint32), device=dev), vx.empty(q.shape, vx.f32, dev)
     splits, span = attention_module.plan(1, HEADS // attention_module.head_group(HEADS // KV_HEADS), ctx,
                                          attention_module.split_target(dev))
-    print(f"{kind}: {dev.backend.device_name} ({device}), ctx {ctx}, {splits} splits of {span} keys at most, "
-          f"{calls} calls a graph", flush=True)
+    pieces = f"{splits} splits (attend_split, multiples of {span} keys)" if splits > 1 else "one split (attend)"
+    print(f"{kind}: {dev.backend.device_name} ({device}), ctx {ctx}, {pieces}, {calls} calls a graph", flush=True)
     attention(tq, tk, tv, start, out=out)        # loads the kernels and makes the scratch partials
     dev.synchronize()
     with dev.backend.capture() as graph:

@@ -1,8 +1,9 @@
 """vortx.attention and vortx.write_cache against a numpy reference (f16-rounded keys and values, float64 sums) on
-every backend present: decode at several positions (the context split across many workgroups as on a GPU, or a
-few whose keys run over several steps, some splits past the live length; or in one piece), prefill with and without a cached prefix, grouped-query ratios 1, 3 and 4, head_dim 64 and 128, the
-position read from the device at run time (a captured call replayed at new positions), cache writes bounded by
-the cache, and the errors for bad shapes and dtypes."""
+every backend present: decode at several positions (the context split across many workgroups as on a GPU, or a few
+whose keys run over several steps, some splits past the live length; or in one piece), prefill with and without a
+cached prefix, grouped-query ratios 1, 3 and 4, head_dim 64 and 128, the position read from the device at run time
+(a captured call replayed at new positions), cache writes bounded by the cache, and the errors for bad shapes and
+dtypes."""
 
 from __future__ import annotations
 

@@ -13,15 +13,14 @@ and outputs rescaled by exp(old max - new max) at each step.
   memory, pre-scaled; keys f16, sums f32), one shared-memory tree gives every head's chunk maximum, then each
   thread owns the output dimensions lid, lid + WORKGROUP, ... and adds the chunk's probabilities times the values,
   whose loads coalesce across threads. It writes the normalised output.
-- `attend_split` (decode on a GPU): the key range of a query is cut into `splits` pieces, one a workgroup, of
-  `split_span` keys: the live length over the splits, rounded up to a multiple of `span` (a multiple of
-  SPLIT_CHUNK). The span follows the position at run time, so that short contexts use a few short pieces and long
-  ones every workgroup of the grid. A step takes SPLIT_CHUNK keys: a team of TEAM invocations scores each key,
-  reading its row in runs of 4 dimensions (each team's loads contiguous, all of a step's loads independent), and
-  shuffles add the team's partial dot products; a subgroup maximum and one barrier give the chunk's maximum, a
-  second barrier publishes the probabilities, and the P.V loop over the chunk is unrolled (the value loads
-  coalesce and are all in flight at once). It writes each split's unnormalised output, maximum and sum to `part`
-  as (query, head, split, head_dim + 2) partials; a split past the live length writes nothing.
+- `attend_split` (decode on a GPU): a workgroup per piece of a query's keys, `splits` pieces of `split_span` keys
+  (the live length over the splits rounded up to a multiple of `span`, itself a multiple of SPLIT_CHUNK): short
+  contexts run a few short pieces, long ones every workgroup of the grid. Per step of SPLIT_CHUNK keys, a team of
+  TEAM invocations scores each key, reading its row in runs of 4 dimensions, and shuffles add the team's dot
+  products; a subgroup maximum and one barrier give the chunk maximum, a second publishes the probabilities, and
+  the P.V loop over the chunk is unrolled (coalesced value loads, all in flight). It writes each split's
+  unnormalised output, maximum and sum to `part` as (query, head, split, head_dim + 2) partials; a split past the
+  live length writes nothing.
 - `attend_combine`: a workgroup per (query, head) merges the live splits' partials (log-sum-exp weights): the
   maxima and the weights across threads, the weighted outputs in runs of UNROLL splits (their loads in flight
   together) dealt round SLICES groups of threads, whose sums meet in shared memory.
@@ -350,7 +349,7 @@ def attend_combine(out: MutBuf[f32], part: Buf[f32], start: Buf[u32], a: Attn):
     sums = shared(f32, SLICES, MAX_HEAD_DIM)
     acc = array(f32, DIMS_PER_THREAD)
     lid = local_id().x
-    slot = lid % WORKGROUP              # the dimensions slot, slot + WORKGROUP, ... of the runs of splits of piece `piece`
+    slot = lid % WORKGROUP              # dimensions slot, slot + WORKGROUP, ... of the split runs of piece `piece`
     piece = lid // WORKGROUP
     h = workgroup_id().x
     i = workgroup_id().y

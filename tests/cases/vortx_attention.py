@@ -43,7 +43,8 @@ def attention_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int,
 
 def split_span(a: Attn, live: int) -> int:
     """The keys of each split of attend_split at `live` keys (shaders/vortx/attention.py)."""
-    return -(-(-(-live // a.splits)) // a.span) * a.span
+    share = -(-live // a.splits)
+    return -(-share // a.span) * a.span
 
 
 def split_partials(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int, a: Attn, dst: np.ndarray) -> np.ndarray:
