@@ -1,8 +1,9 @@
 """vortx.attention and vortx.write_cache against a numpy reference (f16-rounded keys and values, float64 sums) on
-every backend present: decode at several positions (the context split across workgroups, some splits past the
-live length), prefill with and without a cached prefix, grouped-query ratios 1, 3 and 4, head_dim 64 and 128, the
-position read from the device at run time (a captured call replayed at new positions), cache writes bounded by
-the cache, and the errors for bad shapes and dtypes."""
+every backend present: decode at several positions (the context split across many workgroups as on a GPU, or a few
+whose keys run over several steps, some splits past the live length; or in one piece), prefill with and without a
+cached prefix, grouped-query ratios 1, 3 and 4, head_dim 64 and 128, the position read from the device at run time
+(a captured call replayed at new positions), cache writes bounded by the cache, and the errors for bad shapes and
+dtypes."""
 
 from __future__ import annotations
 
@@ -42,16 +43,19 @@ def check(dev: Device, q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int, 
 
 
 @pytest.mark.parametrize("heads, kv_heads, head_dim", SHAPES)
-@pytest.mark.parametrize("target", [attention_module.SPLIT_TARGET, 1], ids=["split", "whole"])
+@pytest.mark.parametrize("target", [attention_module.SPLIT_TARGET, 8, 1], ids=["split", "few-splits", "whole"])
 def test_decode_at_several_positions(dev, monkeypatch, heads, kv_heads, head_dim, target):
-    """Decode with the context split as on a GPU, and in one piece (as on a CPU device with few cores)."""
+    """Decode with the context split as on a GPU (splits of 32 keys up to position 1100), in a few splits (up to
+    12 steps of 32 keys each), and in one piece (as on a CPU device with few cores); positions at and past the
+    steps' and the old chunks' boundaries."""
     rng = np.random.default_rng(heads * head_dim)
     ctx = 1100
     k, v = random_cache(rng, ctx, kv_heads, head_dim), random_cache(rng, ctx, kv_heads, head_dim)
     monkeypatch.setattr(attention_module, "split_target", lambda device: target)
     blocks = heads // head_group(heads // kv_heads)
-    assert (plan(1, blocks, ctx, target)[0] > 1) == (target > 1)
-    for start in (0, 1, 255, 256, 700, ctx - 1):
+    splits = plan(1, blocks, ctx, target)[0]
+    assert (splits > 1) == (target > 1) and splits * blocks >= min(target, blocks * 35)
+    for start in (0, 1, 31, 32, 100, 255, 256, 700, ctx - 1):
         check(dev, rng.standard_normal((1, heads, head_dim)).astype(np.float32), k, v, start)
 
 
@@ -69,7 +73,7 @@ def test_split_and_direct_paths_agree(dev, monkeypatch):
     rng = np.random.default_rng(5)
     k, v = random_cache(rng, 900, 3, 64), random_cache(rng, 900, 3, 64)
     q = rng.standard_normal((6, 9, 64)).astype(np.float32)
-    for target, splits in ((1 << 16, 4), (1, 1)):
+    for target, splits in ((1 << 16, 29), (1, 1)):      # 29 splits: one per 32 keys of the cache
         monkeypatch.setattr(attention_module, "split_target", lambda device, target=target: target)
         assert plan(6, 3, 900, target)[0] == splits
         check(dev, q, k, v, 600)
@@ -181,12 +185,14 @@ def test_errors(dev):
         write_cache(k, vx.zeros((1, 2, 64), vx.f16, dev), start)
 
 
-def test_plan_covers_the_cache():
-    for n, heads, ctx in [(1, 9, 4096), (1, 9, 8192), (1, 32, 100), (512, 9, 4096), (3, 2, 5000)]:
-        splits, span = plan(n, heads, ctx)
-        assert span % attention_module.CHUNK == 0 and splits * span >= ctx > (splits - 1) * span
-    assert plan(1, 3, 4096)[0] > 1 and plan(512, 3, 4096)[0] == 1
-    assert plan(1, 3, 4096, target=8) == (3, 6 * attention_module.CHUNK)     # a CPU: few workgroups
+def test_plan():
+    """Enough workgroups for the target, at most one split per SPLIT_CHUNK keys and MAX_SPLITS."""
+    chunk = attention_module.SPLIT_CHUNK
+    assert plan(1, 3, 4096) == (86, chunk)           # SmolLM2 decode on a GPU: 258 workgroups
+    assert plan(1, 3, 4096, target=8) == (3, chunk)  # a CPU: few workgroups
+    assert plan(1, 32, 100) == (4, chunk)            # no split shorter than a step
+    assert plan(1, 1, 1 << 20) == (attention_module.MAX_SPLITS, chunk)
+    assert plan(512, 3, 4096)[0] == 1 and plan(3, 2, 5000) == (43, chunk)
     # query heads per kv head -> heads a workgroup takes together
     assert {per_kv: head_group(per_kv) for per_kv in (1, 3, 4, 5, 6, 14, 16)} == \
         {1: 1, 3: 3, 4: 4, 5: 1, 6: 3, 14: 7, 16: 8}

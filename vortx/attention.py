@@ -8,14 +8,15 @@ scaled dot-product attention of n query positions over the cache (kernels: shade
     y = attention(q, k_cache, v_cache, start, scale=head_dim ** -0.5)   # q (n, heads, head_dim) -> same shape
 
 The position comes from the `start` tensor, never from the host: a captured step replays at a new position once
-`start` is written. So the work is planned for the whole cache: the key range of each query is cut into
-`splits` pieces of `span` keys (a multiple of CHUNK) that cover ctx, chosen so that the workgroups of a split (n
-queries times heads / GROUP, a workgroup taking the GROUP query heads of one kv head) times splits reach
-SPLIT_TARGET on a GPU, CPU_SPLIT_TARGET on lavapipe and the interpreter, where each workgroup costs a launch and
-a few run at once (decode: one query, a few heads, so the context is split; prefill of many positions: one split,
-and the kernel writes the output directly). Pieces past a query's live length exit at once. With several
-splits a second kernel merges the pieces; their partials go to a scratch buffer kept per device, so that a call
-no larger than one that ran before allocates nothing (inside a capture, pass `out` too).
+`start` is written. So the work is planned for the whole cache: the key range of each query is cut into `splits`
+pieces, chosen so that the workgroups of a split (n queries times heads / GROUP, a workgroup taking the GROUP
+query heads of one kv head) times splits reach SPLIT_TARGET on a GPU, CPU_SPLIT_TARGET on lavapipe and the
+interpreter, where each workgroup costs a launch and a few run at once (decode: one query, a few heads, so the
+context is split; prefill of many positions: one split, and `attend` writes the output directly). The kernel
+`attend_split` sizes the pieces from the live length at run time (a multiple of SPLIT_CHUNK keys each), so a
+short context runs a few short pieces and the other workgroups exit at once. With several splits a second kernel
+merges the pieces; their partials go to a scratch buffer kept per device, so that a call no larger than one that
+ran before allocates nothing (inside a capture, pass `out` too).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import TYPE_CHECKING
 
 from khal_runtime import workgroups
 from khal_runtime.lang import f16, f32, u32
-from shaders._generated.vortx.attention import ATTEND, AttendCombine, Attn, CacheRows, WriteCache
-from shaders.vortx.attention import CHUNK, GROUP, MAX_HEAD_DIM
+from shaders._generated.vortx.attention import ATTEND, ATTEND_SPLIT, AttendCombine, Attn, CacheRows, WriteCache
+from shaders.vortx.attention import GROUP, MAX_HEAD_DIM, MAX_SPLITS, SPLIT_CHUNK
 
 from .ops import ShapeError, same_device
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .devices import Device
     from .tensor import Tensor
 
-SPLIT_TARGET = 128          # workgroups a call should give a GPU before its context is split no further
+SPLIT_TARGET = 256          # workgroups a call should give a GPU before its context is split no further
 # ... and a CPU (the interpreter, lavapipe), whose workgroups run a few at a time and each costs a launch: on
 # lavapipe (2 cores, SmolLM2 decode, 3 workgroups a split) a target of 2 beat 4, 8 and 16 at positions 100 to 2000
 CPU_SPLIT_TARGET = os.cpu_count() or 1
@@ -104,16 +105,16 @@ def attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, *, sca
     scale = head_dim ** -0.5 if scale is None else float(scale)
     group = head_group(heads // kv_heads)
     splits, span = plan(n, heads // group, ctx, split_target(q.device))
-    attend = ATTEND.pick(GROUP=group)
     device = q.device
-    attn = Attn(n, heads, kv_heads, head_dim, ctx, splits, span, int(splits == 1), q.offset, k_cache.offset,
-                v_cache.offset, 0 if splits > 1 else out.offset, scale)
+    attn = Attn(n, heads, kv_heads, head_dim, ctx, splits, span, q.offset, k_cache.offset, v_cache.offset,
+                0 if splits > 1 else out.offset, scale)
     grid = workgroups(splits, heads // group, n)
+    caches = (q.buffer, k_cache.buffer, v_cache.buffer, start.buffer)
     if splits == 1:
-        device.dispatch(attend, grid, out.buffer, q.buffer, k_cache.buffer, v_cache.buffer, start.buffer, attn)
+        device.dispatch(ATTEND.pick(GROUP=group), grid, out.buffer, *caches, attn)
         return out
     part = scratch(device, n * heads * splits * (head_dim + 2))
-    device.dispatch(attend, grid, part.buffer, q.buffer, k_cache.buffer, v_cache.buffer, start.buffer, attn)
+    device.dispatch(ATTEND_SPLIT.pick(GROUP=group), grid, part.buffer, *caches, attn)
     device.dispatch(AttendCombine, workgroups(heads, n), out.buffer, part.buffer, start.buffer,
                     attn._replace(o_off=out.offset))
     return out
@@ -131,13 +132,12 @@ def split_target(device: Device) -> int:
 
 
 def plan(n: int, blocks: int, ctx: int, target: int | None = None) -> tuple[int, int]:
-    """(splits, span): the fewest pieces of the context, each a multiple of CHUNK keys, that give n * blocks
-    (workgroups per split) * splits at least `target` (default SPLIT_TARGET) workgroups, or one piece per chunk."""
+    """(splits, span): the fewest pieces of the context that give n * blocks (workgroups per split) * splits at
+    least `target` (default SPLIT_TARGET) workgroups, at most one per SPLIT_CHUNK keys and MAX_SPLITS; the keys of
+    a piece are a multiple of `span`, SPLIT_CHUNK (attend_split sizes them at run time). One piece: `attend`."""
     target = SPLIT_TARGET if target is None else target
-    chunks = -(-ctx // CHUNK)
-    wanted = min(chunks, max(1, -(-target // (n * blocks))))
-    span = -(-chunks // wanted) * CHUNK
-    return -(-ctx // span), span
+    splits = min(-(-ctx // SPLIT_CHUNK), MAX_SPLITS, max(1, -(-target // (n * blocks))))
+    return splits, SPLIT_CHUNK
 
 
 def scratch(device: Device, size: int) -> Tensor:

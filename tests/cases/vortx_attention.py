@@ -1,11 +1,12 @@
 """Differential-test cases of the attention kernels (shaders/vortx/attention.py), and the numpy reference of causal
 grouped-query attention over an f16 cache that tests/test_vortx_attention.py also uses.
 
-Sizes are query positions. Each `attend` instance (GROUP query heads per workgroup) runs with GROUP or 2 GROUP
-heads per kv head. `attend` writes the output directly for n >= 4 (one split) and per-split partials for
-fewer (decode-like: several splits, some past the live length, which write nothing); the caches are read through
-offsets, and `start` puts the last queries past a chunk boundary. `attend_combine` merges random partials of
-which only the live splits count. `write_cache` writes rows that run past the end of the cache, which are dropped.
+Sizes are query positions. Each `attend` and `attend_split` instance (GROUP query heads per workgroup) runs with
+GROUP or 2 GROUP heads per kv head. `attend` writes the output directly, with `start` putting the last queries past
+a chunk boundary; `attend_split` writes per-split partials (decode-like: the splits' keys sized from the live
+length, some splits past it, which write nothing), with the queries ending mid-chunk. The caches are read through
+offsets. `attend_combine` merges random partials of which only the live splits count. `write_cache` writes rows
+that run past the end of the cache, which are dropped.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import numpy as np
 
 from khal_runtime import workgroups
 from khal_runtime.testing import Args, Case
-from shaders._generated.vortx.attention import ATTEND, AttendCombine, Attn, CacheRows, WriteCache
-from shaders.vortx.attention import CHUNK
+from shaders._generated.vortx.attention import ATTEND, ATTEND_SPLIT, AttendCombine, Attn, CacheRows, WriteCache
+from shaders.vortx.attention import CHUNK, SPLIT_CHUNK
 
 HEADS, KV_HEADS, HEAD_DIM = 6, 2, 64
 CTX = 2 * CHUNK + 40
+SPLITS = 7              # attend_split: 7 pieces; one query: 5 live of 32 keys, three: 6 live of 96 (3 steps)
 OFF = 4                 # element offsets of the caches (a layer's slice); even: WebGPU binds f16 in pairs
 
 CASES: list[Case] = []
@@ -39,15 +41,22 @@ def attention_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int,
     return out
 
 
+def split_span(a: Attn, live: int) -> int:
+    """The keys of each split of attend_split at `live` keys (shaders/vortx/attention.py)."""
+    share = -(-live // a.splits)
+    return -(-share // a.span) * a.span
+
+
 def split_partials(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int, a: Attn, dst: np.ndarray) -> np.ndarray:
     """`dst` with the (query, head, split, d + 2) partials that attend writes: unnormalised output, max, sum."""
     d, group = a.head_dim, a.heads // a.kv_heads
     out = dst.astype(np.float64).reshape(a.n, a.heads, a.splits, d + 2)
     for i in range(a.n):
         live = min(start + i + 1, a.ctx)
+        span = split_span(a, live)
         for h in range(a.heads):
             for s in range(a.splits):
-                keys = slice(s * a.span, min(live, (s + 1) * a.span))
+                keys = slice(s * span, min(live, (s + 1) * span))
                 if keys.start >= keys.stop:
                     continue
                 score = k[keys, h // group].astype(np.float64) @ q[i, h].astype(np.float64) * a.scale
@@ -57,13 +66,14 @@ def split_partials(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int, a: A
     return out.astype(np.float32).reshape(-1)
 
 
-def attend_inputs(rng: np.random.Generator, n: int, heads: int) -> Args:
-    start = CTX - n - CHUNK // 2 if n < 4 else CTX - n - 5
-    splits, span = (3, CHUNK) if n < 4 else (1, 3 * CHUNK)
-    a = Attn(n, heads, KV_HEADS, HEAD_DIM, CTX, splits, span, int(splits == 1), 0, OFF, 2 * OFF, 0, 0.125)
+def attend_inputs(rng: np.random.Generator, n: int, heads: int, split: bool) -> Args:
+    """Inputs of `attend` (split False) or `attend_split`; the last live split of each query ends mid-chunk."""
+    splits, span = (SPLITS, SPLIT_CHUNK) if split else (1, 0)
+    start = 4 * SPLIT_CHUNK + 9 if split and n == 1 else CTX - n - 5
+    a = Attn(n, heads, KV_HEADS, HEAD_DIM, CTX, splits, span, 0, OFF, 2 * OFF, 0, 0.125)
     size = n * heads * (HEAD_DIM if splits == 1 else splits * (HEAD_DIM + 2))
     cache = (CTX * KV_HEADS * HEAD_DIM,)
-    return {"dst": np.zeros(size, np.float32),
+    return {"part" if split else "dst": np.zeros(size, np.float32),
             "q": rng.standard_normal(n * heads * HEAD_DIM).astype(np.float32),
             "k": np.concatenate([np.zeros(OFF, np.float16), rng.standard_normal(cache).astype(np.float16)]),
             "v": np.concatenate([np.zeros(2 * OFF, np.float16), rng.standard_normal(cache).astype(np.float16)]),
@@ -80,17 +90,22 @@ def caches(args: Args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def attend_reference(args: Args) -> dict[str, np.ndarray]:
     a, start = args["a"], int(args["start"][0])
     q, k, v = caches(args)
-    if a.direct:
-        return {"dst": attention_reference(q, k, v, start, a.scale).astype(np.float32).reshape(-1)}
-    return {"dst": split_partials(q, k, v, start, a, args["dst"])}
+    return {"dst": attention_reference(q, k, v, start, a.scale).astype(np.float32).reshape(-1)}
+
+
+def attend_split_reference(args: Args) -> dict[str, np.ndarray]:
+    q, k, v = caches(args)
+    return {"part": split_partials(q, k, v, int(args["start"][0]), args["a"], args["part"])}
 
 
 def combine_inputs(rng: np.random.Generator, n: int) -> Args:
-    splits, span, start = 4, CHUNK, CHUNK + 7 - n      # the last query sees 2 live splits, the first fewer
+    # 80 splits of 32 keys: five queries see 71 live ones (dealt in runs of 8 round the slices), one query 3
+    splits, span = 80, SPLIT_CHUNK
+    start = (70 if n > 1 else 2) * SPLIT_CHUNK + 7 - n
     part = rng.standard_normal((n, HEADS, splits, HEAD_DIM + 2)).astype(np.float32)
     part[..., HEAD_DIM] *= 4                                        # maxima
     part[..., HEAD_DIM + 1] = rng.uniform(1, 50, part.shape[:-1])   # sums: positive
-    a = Attn(n, HEADS, KV_HEADS, HEAD_DIM, CTX, splits, span, 0, 0, 0, 0, 5, 0.125)
+    a = Attn(n, HEADS, KV_HEADS, HEAD_DIM, splits * span, splits, span, 0, 0, 0, 5, 0.125)
     return {"out": np.zeros(5 + n * HEADS * HEAD_DIM, np.float32), "part": part.reshape(-1),
             "start": np.array([max(start, 0)], np.uint32), "a": a}
 
@@ -100,7 +115,8 @@ def combine_reference(args: Args) -> dict[str, np.ndarray]:
     part = args["part"].astype(np.float64).reshape(a.n, a.heads, a.splits, a.head_dim + 2)
     out = args["out"].astype(np.float64)
     for i in range(a.n):
-        live = min(-(-min(start + i + 1, a.ctx) // a.span), a.splits)
+        keys = min(start + i + 1, a.ctx)
+        live = min(-(-keys // split_span(a, keys)), a.splits)
         p = part[i, :, :live]
         w = np.exp(p[..., a.head_dim] - p[..., a.head_dim].max(axis=1, keepdims=True))
         o = (w[..., None] * p[..., :a.head_dim]).sum(1) / (w * p[..., a.head_dim + 1]).sum(1)[:, None]
@@ -128,13 +144,14 @@ def write_reference(args: Args) -> dict[str, np.ndarray]:
     return {"cache": cache}
 
 
-for cls in ATTEND:
-    group = cls.TEMPLATE["GROUP"]
-    heads = KV_HEADS * group * (2 if group < 4 else 1)       # two workgroups per kv head for the small groups
-    CASES.append(Case(cls, inputs=lambda rng, n, heads=heads: attend_inputs(rng, n, heads),
-                      reference=attend_reference,
-                      grid=lambda a, group=group: workgroups(a["a"].splits, a["a"].heads // group, a["a"].n),
-                      sizes=(1, 3, 4, 9), tolerance={"dst": 1e-5}))
+for family, split in ((ATTEND, False), (ATTEND_SPLIT, True)):
+    for cls in family:
+        group = cls.TEMPLATE["GROUP"]
+        heads = KV_HEADS * group * (2 if group < 4 else 1)       # two workgroups per kv head for the small groups
+        CASES.append(Case(cls, inputs=lambda rng, n, heads=heads, split=split: attend_inputs(rng, n, heads, split),
+                          reference=attend_split_reference if split else attend_reference,
+                          grid=lambda a, group=group: workgroups(a["a"].splits, a["a"].heads // group, a["a"].n),
+                          sizes=(1, 3) if split else (1, 4, 9), tolerance={"part" if split else "dst": 1e-5}))
 CASES.append(Case(AttendCombine, inputs=combine_inputs, reference=combine_reference,
                   grid=lambda a: workgroups(HEADS, a["a"].n), sizes=(1, 5), tolerance={"out": 1e-5}))
 CASES.append(Case(WriteCache, inputs=write_inputs, reference=write_reference,
