@@ -104,6 +104,9 @@ def parameter_packer(pack: Callable[..., bytes], buffer_count: int, struct_param
     return eval(f"lambda b, s: pack({', '.join(fields)})", {"pack": pack})  # noqa: S307 (made from counts only)
 
 
+STAGING = 1 << 16              # bytes of a reused page-locked block for reads back to the host
+
+
 class CudaBackend(Backend):
     name = "cuda"
     features = ALL_FEATURES
@@ -128,6 +131,7 @@ class CudaBackend(Backend):
         self.context = self.device.retain_primary_context()
         self.context.push()
         self.stream = cuda.Stream()
+        self.staging: list[np.ndarray] = []     # free page-locked blocks for reads (see _read)
         major, minor = self.device.compute_capability()
         driver = cuda.get_driver_version()
         self.device_name = (f"{self.device.name()} (sm_{major}{minor}, CUDA driver "
@@ -162,7 +166,12 @@ class CudaBackend(Backend):
         self.cuda.memcpy_htod_async(buffer.handle.pointer + offset * buffer.numpy_dtype.itemsize, data, self.stream)
 
     def _read(self, buffer: ReadOnlyBuffer) -> ReadFuture:
-        host = self.cuda.pagelocked_empty(buffer.length, buffer.numpy_dtype)
+        nbytes = buffer.length * buffer.numpy_dtype.itemsize
+        # page-locked memory takes a few hundred µs to allocate: small reads (a token id a decode step) reuse
+        # blocks of STAGING bytes, given back once read
+        block = (self.staging.pop() if self.staging else self.cuda.pagelocked_empty(STAGING, np.uint8)) \
+            if nbytes <= STAGING else self.cuda.pagelocked_empty(nbytes, np.uint8)
+        host = block[:nbytes].view(buffer.numpy_dtype)
         if buffer.length:
             self.cuda.memcpy_dtoh_async(host, buffer.handle.pointer, self.stream)
         done = self.cuda.Event()
@@ -170,7 +179,10 @@ class CudaBackend(Backend):
 
         def wait() -> np.ndarray:
             done.synchronize()
-            return np.array(host)                # out of page-locked memory, which is scarce
+            result = np.array(host)              # out of page-locked memory, which is scarce
+            if len(block) == STAGING:
+                self.staging.append(block)
+            return result
         return ReadFuture(wait)
 
     def indirect_counts(self, grid: Indirect) -> tuple[int, int, int]:
