@@ -103,7 +103,8 @@ def memory_lines(model) -> list[str]:
     weights, cache = weight_bytes(model), model.cache.nbytes
     host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     return [f"device: {model.device.backend.device_name}",
-            f"load: {model.load_seconds:.2f} s (file to first token possible)",
+            f"load: {model.load_seconds:.2f} s (file to first token possible; the device's start before it: "
+            f"{model.device_seconds:.2f} s)",
             f"device memory at peak: {peak / 2**20:,.1f} MiB = {peak / (weights + cache):.2f}x of weights "
             f"({weights / 2**20:,.1f} MiB) + KV cache ({cache / 2**20:,.1f} MiB, {model.ctx} tokens)",
             f"host memory at peak (resident): {host / 2**20:,.1f} MiB; the file is {model.file.size / 2**20:,.1f} MiB"]

@@ -39,6 +39,11 @@ class ContextError(ValueError):
 class LanguageModel:
     def __init__(self, path: Path, backend: str | None = None, context_length: int | None = None,
                  progress: bool = True):
+        # the device (a backend's start: drivers, adapters) is the process's, shared by every model on it; what
+        # follows is the model's load, from the file to the first token possible
+        started = time.perf_counter()
+        self.device = vx.device(backend or "auto")
+        self.device_seconds = time.perf_counter() - started
         started = time.perf_counter()
         self.path = Path(path)
         self.file = read_gguf(self.path)
@@ -46,7 +51,6 @@ class LanguageModel:
         self.config = ModelConfig.from_metadata(self.file.metadata, where)
         self.tokenizer = Tokenizer.from_gguf(self.file.metadata)
         self.template = self.file.metadata.get("tokenizer.chat_template")
-        self.device = vx.device(backend or "auto")
         self.ctx = context_length or min(DEFAULT_CONTEXT, self.config.context_length)
         if not 1 <= self.ctx <= self.config.context_length:
             raise ContextError(f"{where}: a context of {self.ctx} tokens is outside 1 .. {self.config.context_length}"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import vortx as vx
 from vortx import nn
-from vortx.attention import attention, write_cache
+from vortx.attention import attention, write_kv
 
 from .config import ModelConfig
 from .quant import QuantizedWeight
@@ -140,8 +140,7 @@ class Transformer:
             if layer.q_norm is not None:                    # normalised per head, before RoPE
                 for t, norm in ((q, layer.q_norm), (k, layer.k_norm)):
                     nn.rope(nn.rms_norm(t, norm, c.norm_eps, out=t), ws.positions, **rope, out=t)
-            write_cache(cache.k[i], k, ws.start)
-            write_cache(cache.v[i], v, ws.start)
+            write_kv(cache.k[i], cache.v[i], k, v, ws.start)
             attention(q, cache.k[i], cache.v[i], ws.start, scale=scale, out=ws.att)
             project([layer.wo], ws.att.view(n, -1), ws.x, ws, add=True)       # the residual adds in the kernel
             if n == 1 and len(layer.gate_up) == 1:          # SwiGLU in the kernel: silu(gate) * up

@@ -13,7 +13,7 @@ from cases.vortx_attention import attention_reference
 
 import vortx as vx
 from vortx import attention as attention_module
-from vortx.attention import attention, head_group, plan, write_cache
+from vortx.attention import attention, head_group, plan, write_cache, write_kv
 from vortx.devices import Device
 from vortx.ops import ShapeError
 
@@ -119,6 +119,22 @@ def test_write_cache_never_writes_past_the_cache(dev):
     assert not got[:ctx - 2].any() and not got[ctx:].any()
     write_cache(layer, vx.tensor(x, device=dev), position(dev, 2**32 - 2))     # start + r wraps around
     np.testing.assert_array_equal(cache.numpy(), got)
+
+
+def test_write_kv_writes_what_two_write_caches_write(dev):
+    rng = np.random.default_rng(10)
+    ctx, kv_heads, d = 12, 3, 8
+    kv = vx.tensor(rng.standard_normal((4, 2 * kv_heads, d)).astype(np.float32), device=dev)
+    k, v = kv[:1, :kv_heads], kv[:1, kv_heads:]              # views into one buffer, as a decode step's
+    caches = [vx.zeros((ctx, kv_heads, d), vx.f16, dev) for _ in range(4)]
+    write_kv(caches[0], caches[1], k, v, position(dev, 5))
+    write_cache(caches[2], k.contiguous(), position(dev, 5))
+    write_cache(caches[3], v.contiguous(), position(dev, 5))
+    np.testing.assert_array_equal(caches[0].numpy(), caches[2].numpy())
+    np.testing.assert_array_equal(caches[1].numpy(), caches[3].numpy())
+    assert caches[0].numpy()[5].any() and caches[1].numpy()[5].any()
+    with pytest.raises(ShapeError, match="write_kv"):
+        write_kv(caches[0], vx.zeros((ctx, kv_heads, 2 * d), vx.f16, dev), k, v, position(dev, 0))
 
 
 @pytest.mark.parametrize("target", [attention_module.SPLIT_TARGET, 1], ids=["split", "whole"])

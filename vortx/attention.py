@@ -4,7 +4,7 @@ scaled dot-product attention of n query positions over the cache (kernels: shade
     k_cache = vortx.empty((ctx, kv_heads, head_dim), vortx.f16)      # and v_cache alike
     start = vortx.tensor(np.array([pos], np.uint32))                 # the first new position, on the device
     write_cache(k_cache, k, start)                                   # k, v: (n, kv_heads, head_dim) f32
-    write_cache(v_cache, v, start)
+    write_cache(v_cache, v, start)                                   # or write_kv(k_cache, v_cache, k, v, start)
     y = attention(q, k_cache, v_cache, start, scale=head_dim ** -0.5)   # q (n, heads, head_dim) -> same shape
 
 The position comes from the `start` tensor, never from the host: a captured step replays at a new position once
@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING
 
 from khal_runtime import workgroups
 from khal_runtime.lang import f16, f32, u32
-from shaders._generated.vortx.attention import ATTEND, ATTEND_SPLIT, AttendCombine, Attn, CacheRows, WriteCache
+from shaders._generated.vortx.attention import (
+    ATTEND,
+    ATTEND_SPLIT,
+    AttendCombine,
+    Attn,
+    CacheRows,
+    KVRows,
+    WriteCache,
+    WriteKv,
+)
 from shaders.vortx.attention import GROUP, MAX_HEAD_DIM, MAX_SPLITS, SPLIT_CHUNK
 
 from .ops import ShapeError, same_device
@@ -50,17 +59,35 @@ _scratch: dict[int, Tensor] = {}
 def write_cache(cache: Tensor, x: Tensor, start: Tensor) -> None:
     """Write x (n, kv_heads, head_dim) f32 as f16 into rows start .. start + n - 1 of the cache (ctx, kv_heads,
     head_dim); rows at or past ctx are dropped by the kernel, never written outside the cache."""
-    _check(cache, "write_cache", "cache", f16, 3)
-    _check(x, "write_cache", "x", f32, 3)
-    _check_start("write_cache", start)
-    if x.shape[1:] != cache.shape[1:]:
-        raise ShapeError(f"vortx.write_cache: x of shape {x.shape} does not fit rows of the cache of shape "
-                         f"{cache.shape}: both need (kv_heads, head_dim) = {cache.shape[1:]}")
-    same_device("write_cache", cache, x, start)
-    n, row = x.shape[0], math.prod(x.shape[1:])
+    n, row = _check_rows("write_cache", cache, x, start)
     if n * row:
         cache.device.dispatch(WriteCache, n * row, cache.buffer, x.buffer, start.buffer,
                               CacheRows(n, row, cache.shape[0], x.offset, cache.offset))
+
+
+def write_kv(k_cache: Tensor, v_cache: Tensor, k: Tensor, v: Tensor, start: Tensor) -> None:
+    """write_cache(k_cache, k, start) and write_cache(v_cache, v, start) in one dispatch."""
+    n, row = _check_rows("write_kv", k_cache, k, start)
+    if _check_rows("write_kv", v_cache, v, start) != (n, row) or v_cache.shape != k_cache.shape:
+        raise ShapeError(f"vortx.write_kv: k {k.shape} and v {v.shape}, k_cache {k_cache.shape} and v_cache "
+                         f"{v_cache.shape} differ")
+    same_device("write_kv", k_cache, v_cache)
+    if n * row:
+        k_cache.device.dispatch(WriteKv, 2 * n * row, k_cache.buffer, v_cache.buffer, k.buffer, v.buffer,
+                                start.buffer, KVRows(n, row, k_cache.shape[0], k.offset, v.offset, k_cache.offset,
+                                                     v_cache.offset))
+
+
+def _check_rows(op: str, cache: Tensor, x: Tensor, start: Tensor) -> tuple[int, int]:
+    """(rows of x, elements a row) after checking x against the cache it goes into."""
+    _check(cache, op, "cache", f16, 3)
+    _check(x, op, "x", f32, 3)
+    _check_start(op, start)
+    if x.shape[1:] != cache.shape[1:]:
+        raise ShapeError(f"vortx.{op}: x of shape {x.shape} does not fit rows of the cache of shape "
+                         f"{cache.shape}: both need (kv_heads, head_dim) = {cache.shape[1:]}")
+    same_device(op, cache, x, start)
+    return x.shape[0], math.prod(x.shape[1:])
 
 
 def attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, *, scale: float | None = None,

@@ -150,9 +150,15 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, o:
     acc = f32(0)
     acc_up = f32(0)
     if row < out_rows:          # a branch on parameters: the same for every invocation, the loops free of it
-        if o.gated == 1:
-            acc = row_dot(w, x, g, s, row, lane, True)
-            acc_up = row_dot(w, x, g, s, row + out_rows, lane, True)
+        if o.gated == 1:        # both rows in one loop, their loads in flight together
+            mask = (u32(1) << s.qk_shift) - 1
+            for e in range(lane * GROUP, s.cols, LANES * GROUP):
+                wb = group_word(s, row, e)
+                up = group_word(s, row + out_rows, e)
+                for i in static_range(GROUP):
+                    h = x_at(x, 0, e + i, s.cols) * x_at(g, 0, e + i, s.cols)
+                    acc = fma(DECODE(w, wb, e & mask, i), h, acc)
+                    acc_up = fma(DECODE(w, up, e & mask, i), h, acc_up)
         elif o.norm == 1:
             acc = row_dot(w, x, g, s, row, lane, True)
         else:

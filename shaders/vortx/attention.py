@@ -403,3 +403,34 @@ def write_cache(cache: MutBuf[f16], x: Buf[f32], start: Buf[u32], c: CacheRows):
         pos = start[0] + r
         if pos < c.ctx and pos >= start[0]:         # pos < start[0]: start + r wrapped around 2^32
             cache[c.c_off + pos * c.row + e % c.row] = f16(x[c.x_off + e])
+
+
+@struct
+class KVRows:
+    n: u32              # rows of k and of v
+    row: u32            # elements of a row: kv_heads * head_dim
+    ctx: u32            # rows of each cache
+    k_off: u32
+    v_off: u32
+    kc_off: u32
+    vc_off: u32
+
+
+@kernel(workgroup_size=(256,))
+def write_kv(k_cache: MutBuf[f16], v_cache: MutBuf[f16], k: Buf[f32], v: Buf[f32], start: Buf[u32], c: KVRows):
+    """write_cache of the keys and the values in one dispatch (a decode step's launches are its time): thread e
+    writes element e of k, or element e - n * row of v."""
+    require(len(k) >= c.k_off + c.n * c.row)
+    require(len(v) >= c.v_off + c.n * c.row)
+    require(len(k_cache) >= c.kc_off + c.ctx * c.row)
+    require(len(v_cache) >= c.vc_off + c.ctx * c.row)
+    t = global_id().x
+    size = c.n * c.row
+    if t < 2 * size:
+        e = t % size
+        pos = start[0] + e // c.row
+        if pos < c.ctx and pos >= start[0]:         # pos < start[0]: start + r wrapped around 2^32
+            if t < size:
+                k_cache[c.kc_off + pos * c.row + e % c.row] = f16(k[c.k_off + e])
+            else:
+                v_cache[c.vc_off + pos * c.row + e % c.row] = f16(v[c.v_off + e])

@@ -15,7 +15,16 @@ import numpy as np
 
 from khal_runtime import workgroups
 from khal_runtime.testing import Args, Case
-from shaders._generated.vortx.attention import ATTEND, ATTEND_SPLIT, AttendCombine, Attn, CacheRows, WriteCache
+from shaders._generated.vortx.attention import (
+    ATTEND,
+    ATTEND_SPLIT,
+    AttendCombine,
+    Attn,
+    CacheRows,
+    KVRows,
+    WriteCache,
+    WriteKv,
+)
 from shaders.vortx.attention import CHUNK, SPLIT_CHUNK
 
 HEADS, KV_HEADS, HEAD_DIM = 6, 2, 64
@@ -144,6 +153,24 @@ def write_reference(args: Args) -> dict[str, np.ndarray]:
     return {"cache": cache}
 
 
+def write_kv_inputs(rng: np.random.Generator, n: int) -> Args:
+    """k and v in one buffer (as a decode step's q | k | v), the caches at different offsets."""
+    one = write_inputs(rng, n)
+    c, size = one["c"], n * KV_HEADS * HEAD_DIM
+    x = rng.standard_normal(3 + 2 * size).astype(np.float32)
+    return {"k_cache": one["cache"], "v_cache": np.zeros(len(one["cache"]) + 6, np.float16), "k": x, "v": x,
+            "start": one["start"], "c": KVRows(n, c.row, c.ctx, 1, 2 + size, OFF, OFF + 5)}
+
+
+def write_kv_reference(args: Args) -> dict[str, np.ndarray]:
+    c, out = args["c"], {}
+    for name, x_off, c_off in (("k", c.k_off, c.kc_off), ("v", c.v_off, c.vc_off)):
+        cache = args[name + "_cache"]
+        out[name + "_cache"] = write_reference({"cache": cache, "x": args[name], "start": args["start"],
+                                                "c": CacheRows(c.n, c.row, c.ctx, x_off, c_off)})["cache"]
+    return out
+
+
 for family, split in ((ATTEND, False), (ATTEND_SPLIT, True)):
     for cls in family:
         group = cls.TEMPLATE["GROUP"]
@@ -156,3 +183,5 @@ CASES.append(Case(AttendCombine, inputs=combine_inputs, reference=combine_refere
                   grid=lambda a: workgroups(HEADS, a["a"].n), sizes=(1, 5), tolerance={"out": 1e-5}))
 CASES.append(Case(WriteCache, inputs=write_inputs, reference=write_reference,
                   grid=lambda a: a["c"].n * a["c"].row, sizes=(1, 2, 9, 120)))
+CASES.append(Case(WriteKv, inputs=write_kv_inputs, reference=write_kv_reference,
+                  grid=lambda a: 2 * a["c"].n * a["c"].row, sizes=(1, 2, 9, 120)))
