@@ -23,7 +23,7 @@ from .config import ModelConfig
 from .gguf import read_gguf
 from .model import KVCache, Transformer, Workspace
 from .sampling import Sampler, SamplingParams
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, TokenizerError
 from .weights import load_weights
 
 DEFAULT_CONTEXT = 4096
@@ -42,7 +42,10 @@ class LanguageModel:
         self.file = read_gguf(self.path)
         where = str(self.path)
         self.config = ModelConfig.from_metadata(self.file.metadata, where)
-        self.tokenizer = Tokenizer.from_gguf(self.file.metadata)
+        try:
+            self.tokenizer = Tokenizer.from_gguf(self.file.metadata)
+        except TokenizerError as e:
+            raise TokenizerError(f"{where}: {e}") from None
         self.template = self.file.metadata.get("tokenizer.chat_template")
         self.device = vx.device(backend or "auto")
         self.ctx = context_length or min(DEFAULT_CONTEXT, self.config.context_length)
