@@ -42,6 +42,7 @@ FORMATS = {
 SUPPORTED = frozenset(FORMATS)
 MAX_GRID = 65535         # workgroups along one side of a grid (WebGPU and CUDA)
 GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (512 a workgroup)
+UPLOAD_CHUNK = 4 << 20    # bytes of a weight's rows padded and uploaded at a time
 
 
 def matvec_grid(rows: int):
@@ -116,7 +117,13 @@ class QuantizedWeight:
         expected = rows * cols // block * block_bytes
         if raw.size != expected:
             raise QuantError(f"{name}: {type.name} ({rows}, {cols}) takes {expected} bytes, not {raw.size}")
-        words = vortx.tensor(pad_blocks(name, type, (rows, cols), raw.reshape(-1)), vortx.u32, device)
+        # padded and uploaded a few MiB of rows at a time: the host holds one chunk's copy, not the whole matrix's
+        row_bytes, row_words = expected // rows, layout(type, rows, cols).row_words
+        raw, step = raw.reshape(rows, row_bytes), max(1, UPLOAD_CHUNK // row_bytes)
+        words = vortx.empty((rows * row_words,), vortx.u32, device)
+        for start in range(0, rows, step):
+            part = raw[start:start + step]
+            words.device.upload(pad_blocks(name, type, (len(part), cols), part), words.buffer, start * row_words)
         return cls(name, type, (rows, cols), words, int(raw.size))
 
     def _check(self, op: str, x: vortx.Tensor, shape: tuple[int, ...]) -> None:

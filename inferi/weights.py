@@ -3,8 +3,9 @@
 presence, shape and type before anything is uploaded, so that a wrong file fails at once, naming the tensor (and a
 block_count of 2^31 fails at the first missing layer, not after building 2^31 layers' names).
 
-Tensor data is read from the file's memory map a tensor at a time, so loading needs little host memory beyond the
-file's pages.
+Tensor data is read from the file's memory map a tensor at a time, and each tensor's pages leave resident memory
+once it is on the device (`GGUFFile.release`): loading adds to the host's resident memory about one tensor and its
+padded copy, not the file (on a device whose memory is the host's, the weights' copy on the device too).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
     def matrix(name: str) -> QuantizedWeight:
         info = file.tensors[name]
         weight = QuantizedWeight.upload(device, name, info.type, info.shape, file.data(name))
+        file.release(name)
         bar.update(info.nbytes)
         return weight
 
@@ -86,6 +88,7 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
             return None
         info = file.tensors[name]
         values = dequantize(np.asarray(file.data(name)), info.type).reshape(-1).astype(np.float32)
+        file.release(name)
         bar.update(info.nbytes)
         return vx.tensor(values, vx.f32, device)
 
