@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import vortx as vx
+from khal_runtime.backends.base import BackendError
 
 from .chat_template import encode_chat
 from .config import ModelConfig
@@ -54,7 +55,13 @@ class LanguageModel:
                                " (the model's context length)")
         self.weights = load_weights(self.file, self.config, self.device, progress)
         self.model = Transformer(self.config, self.weights)
-        self.cache = KVCache(self.config, self.ctx, self.device)
+        try:
+            self.cache = KVCache(self.config, self.ctx, self.device)
+        except (MemoryError, BackendError) as e:    # a context the device cannot hold: the user's to lower
+            c = self.config
+            need = 4 * c.n_layers * self.ctx * c.n_kv_heads * c.head_dim       # keys and values, f16
+            raise ContextError(f"{where}: a KV cache of {self.ctx} tokens ({need / 2**30:,.1f} GiB) does not fit "
+                               f"on {self.device.backend.name}: {e}; choose a smaller context") from None
         self.cached: list[int] = []             # the tokens whose keys and values the cache holds, in order
         self.decode_step = Workspace(self.config, 1, self.device)
         self.graph = None                       # the captured decode step, made on first use

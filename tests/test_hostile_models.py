@@ -81,6 +81,11 @@ def test_hostile_model_is_refused_by_the_api_and_the_cli(tiny, tmp_path, capsys,
     rewrite_gguf(tiny, path, changes, tensors)
     if expected is None:                 # a context length of 2^31 - 1: the cache takes the default 4096
         assert load(path).ctx == inferi.llm.DEFAULT_CONTEXT
+        # asked for all of it, the cache (512 GiB) is refused, and the CLI says so in one line
+        with pytest.raises(inferi.llm.ContextError, match=r"KV cache of 2147483647 tokens \(512.0 GiB\)"):
+            inferi.load_model(path, backend="cpu", context_length=2**31 - 1, progress=False)
+        status, err = cli_outcome(capsys, *generate_args(path)[:-1], str(2**31 - 1))
+        assert_one_error_line(status, err, path)
         return
     if case == "chat template bad syntax":      # compiled when a chat first renders it, and refused then
         with pytest.raises(ChatTemplateError, match=expected):
