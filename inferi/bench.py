@@ -5,7 +5,9 @@ Prompt processing (`ppN`) is timed on N random tokens from an empty cache, after
 the captured decode step and a sample, the first token excluded. Each test runs `repetitions` times and reports the
 mean and standard deviation, as llama-bench does. Besides tokens/s the table gives the weights' bandwidth that a
 decode speed implies (every token reads every weight once), and the run reports the load time, the device memory
-at its peak against the weights and the KV cache, and the process's peak resident host memory.
+at its peak against the weights and the KV cache, the process's peak resident host memory, and what the load
+added to it (`HostMemoryMeter`: measured from after the libraries are imported and the device is made, so that the
+figure is the model's, not the libraries').
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -98,13 +102,69 @@ def table(model, results: list[Result]) -> list[str]:
     return lines
 
 
-def memory_lines(model) -> list[str]:
+def prepare(backend: str | None) -> None:
+    """Imports what a load imports and makes the device, so that a HostMemoryMeter around the load sees the model."""
+    import vortx
+
+    from . import llm  # noqa: F401
+    vortx.device(backend or "auto")
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+class HostMemoryMeter:
+    """`with HostMemoryMeter() as m: ...`: `m.added`, the resident host memory the block added at its peak (bytes),
+    or None where Linux's /proc is absent. The peak is the process's high-water mark (VmHWM) reset at the start
+    through /proc/self/clear_refs; where that write is refused, a thread samples VmRSS every millisecond instead
+    (a peak shorter than that can be missed). ru_maxrss would not do: it is the peak of the process's whole life."""
+
+    def __enter__(self) -> HostMemoryMeter:
+        self.added: int | None = None
+        self._sampler = None
+        if not Path("/proc/self/status").exists():
+            return self
+        self._before = _status_bytes("VmRSS")
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            self._peak, self._done = self._before, threading.Event()
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.001):
+            self._peak = max(self._peak, _status_bytes("VmRSS"))
+
+    def __exit__(self, *exc) -> None:
+        if not hasattr(self, "_before"):
+            return
+        if self._sampler is not None:
+            self._done.set()
+            self._sampler.join()
+            peak = max(self._peak, _status_bytes("VmRSS"))
+        else:
+            peak = _status_bytes("VmHWM")
+        self.added = peak - self._before
+
+
+def memory_lines(model, load_added: int | None = None) -> list[str]:
     _, peak = model.device.backend.memory()
     weights, cache = weight_bytes(model), model.cache.nbytes
     host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    return [f"device: {model.device.backend.device_name}",
-            f"load: {model.load_seconds:.2f} s (file to first token possible; the device's start before it: "
-            f"{model.device_seconds:.2f} s)",
-            f"device memory at peak: {peak / 2**20:,.1f} MiB = {peak / (weights + cache):.2f}x of weights "
-            f"({weights / 2**20:,.1f} MiB) + KV cache ({cache / 2**20:,.1f} MiB, {model.ctx} tokens)",
-            f"host memory at peak (resident): {host / 2**20:,.1f} MiB; the file is {model.file.size / 2**20:,.1f} MiB"]
+    lines = [f"device: {model.device.backend.device_name}",
+             f"load: {model.load_seconds:.2f} s (file to first token possible; the device's start before it: "
+             f"{model.device_seconds:.2f} s)",
+             f"device memory at peak: {peak / 2**20:,.1f} MiB = {peak / (weights + cache):.2f}x of weights "
+             f"({weights / 2**20:,.1f} MiB) + KV cache ({cache / 2**20:,.1f} MiB, {model.ctx} tokens)",
+             f"host memory at peak (resident): {host / 2**20:,.1f} MiB; the file is {model.file.size / 2**20:,.1f} MiB"]
+    if load_added is not None:
+        mine = " (on this CPU device the weights' device copy is host memory too)" if on_cpu(model) else ""
+        lines.append(f"host memory added by the load: {load_added / 2**20:,.1f} MiB "
+                     f"({load_added / model.file.size:.2f} x the file){mine}")
+    return lines

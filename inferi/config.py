@@ -20,6 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 ARCHITECTURES = ("llama", "qwen2", "qwen3")
+# the other metadata that inferi reads (tokenizer, chat template, RoPE scaling), with the Python type that
+# inferi.gguf gives its GGUF type; a file with another type there is refused at load, naming the key, rather than
+# misread (an array's truth value, an unhashable list) deep in the tokenizer or at the first chat
+OTHER_KEYS: dict[str, type] = {
+    "tokenizer.ggml.model": str, "tokenizer.ggml.pre": str, "tokenizer.chat_template": str,
+    "tokenizer.ggml.add_bos_token": bool, "tokenizer.ggml.add_space_prefix": bool,
+    **{f"tokenizer.ggml.{name}_token_id": int for name in ("bos", "eos", "eot", "eom", "unknown", "padding")},
+    **{f"{arch}.rope.scaling.type": str for arch in ARCHITECTURES}}
 
 
 class ConfigError(ValueError):
@@ -50,6 +58,7 @@ class ModelConfig:
         arch = metadata.get("general.architecture")
         if arch not in ARCHITECTURES:
             raise ConfigError(f"{where}: general.architecture is {arch!r}; inferi runs {', '.join(ARCHITECTURES)}")
+        check_types(metadata, where)
 
         def number(key: str, kind: type, default: object = None, low: float = 1) -> int | float:
             value = metadata.get(f"{arch}.{key}", default)
@@ -68,8 +77,10 @@ class ModelConfig:
         if n_heads % n_kv_heads:
             raise ConfigError(f"{where}: {arch}.attention.head_count ({n_heads}) is not a multiple of "
                               f"{arch}.attention.head_count_kv ({n_kv_heads})")
-        default_head = dim // n_heads if dim % n_heads == 0 else None
-        head_dim = number("attention.key_length", int, default_head)
+        if dim % n_heads and f"{arch}.attention.key_length" not in metadata:
+            raise ConfigError(f"{where}: {arch}.embedding_length ({dim}) is not a multiple of "
+                              f"{arch}.attention.head_count ({n_heads}), and {arch}.attention.key_length is missing")
+        head_dim = number("attention.key_length", int, dim // n_heads)
         if number("attention.value_length", int, head_dim) != head_dim:
             raise ConfigError(f"{where}: {arch}.attention.value_length differs from the key length {head_dim}")
         rope_dims = number("rope.dimension_count", int, head_dim)
@@ -80,6 +91,11 @@ class ModelConfig:
         if scaling not in ("none", "linear"):
             raise ConfigError(f"{where}: {arch}.rope.scaling.type {scaling!r} is not supported (none, linear)")
         tokens = metadata.get("tokenizer.ggml.tokens")
+        vocab_size = number("vocab_size", int, len(tokens) if tokens is not None else None)
+        if tokens is not None and vocab_size != len(tokens):
+            # the model could produce ids that the tokenizer cannot decode, or never produce some tokens
+            raise ConfigError(f"{where}: {arch}.vocab_size is {vocab_size}, but tokenizer.ggml.tokens has "
+                              f"{len(tokens)} tokens")
         return cls(
             arch=arch,
             n_layers=number("block_count", int),
@@ -94,10 +110,22 @@ class ModelConfig:
             rope_scale=number("rope.scaling.factor", float, 1.0) if scaling == "linear" else 1.0,
             norm_eps=number("attention.layer_norm_rms_epsilon", float, low=0),
             context_length=number("context_length", int),
-            vocab_size=number("vocab_size", int, len(tokens) if tokens is not None else None),
+            vocab_size=vocab_size,
             qk_norm=arch == "qwen3",
         )
 
     @property
     def has_qkv_bias(self) -> bool:
         return self.arch == "qwen2"
+
+
+TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer"}
+
+
+def check_types(metadata: Mapping[str, object], where: str) -> None:
+    """ConfigError for a key of OTHER_KEYS that holds a value of another type (bool is no integer here)."""
+    for key, kind in OTHER_KEYS.items():
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            shown = f"{type(value).__name__} {value!r}" if len(repr(value)) < 60 else type(value).__name__
+            raise ConfigError(f"{where}: {key} is a {shown}, not {TYPE_NAMES[kind]}")

@@ -94,6 +94,16 @@ class GGUFFile:
             raise ValueError(f"{self.path}: the file is closed")
         return self._bytes[info.offset:info.offset + info.nbytes]
 
+    def release(self, name: str) -> None:
+        """Drops the tensor's pages of the map from the process's resident memory (once its data is uploaded):
+        the map is read-only and backed by the file, so a later data() reads them back from it. Without this the
+        whole file stays resident after loading, beside the copy on the device."""
+        info = self.tensors[name]
+        if self._mmap is None or not hasattr(mmap, "MADV_DONTNEED") or not info.nbytes:
+            return
+        start = info.offset - info.offset % mmap.PAGESIZE          # madvise takes page-aligned starts
+        self._mmap.madvise(mmap.MADV_DONTNEED, start, info.offset + info.nbytes - start)
+
     def close(self) -> None:
         self._bytes = None
         if self._mmap is not None:

@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 import vortx as vx
+from khal_runtime.backends.base import BackendError
 
 from .chat_template import encode_chat
 from .config import ModelConfig
 from .gguf import read_gguf
 from .model import KVCache, Transformer, Workspace
 from .sampling import Sampler, SamplingParams
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, TokenizerError
 from .weights import load_weights
 
 DEFAULT_CONTEXT = 4096
@@ -49,7 +50,10 @@ class LanguageModel:
         self.file = read_gguf(self.path)
         where = str(self.path)
         self.config = ModelConfig.from_metadata(self.file.metadata, where)
-        self.tokenizer = Tokenizer.from_gguf(self.file.metadata)
+        try:
+            self.tokenizer = Tokenizer.from_gguf(self.file.metadata)
+        except TokenizerError as e:
+            raise TokenizerError(f"{where}: {e}") from None
         self.template = self.file.metadata.get("tokenizer.chat_template")
         self.ctx = context_length or min(DEFAULT_CONTEXT, self.config.context_length)
         if not 1 <= self.ctx <= self.config.context_length:
@@ -57,7 +61,13 @@ class LanguageModel:
                                " (the model's context length)")
         self.weights = load_weights(self.file, self.config, self.device, progress)
         self.model = Transformer(self.config, self.weights)
-        self.cache = KVCache(self.config, self.ctx, self.device)
+        try:
+            self.cache = KVCache(self.config, self.ctx, self.device)
+        except (MemoryError, BackendError) as e:    # a context the device cannot hold: the user's to lower
+            c = self.config
+            need = 4 * c.n_layers * self.ctx * c.n_kv_heads * c.head_dim       # keys and values, f16
+            raise ContextError(f"{where}: a KV cache of {self.ctx} tokens ({need / 2**30:,.1f} GiB) does not fit "
+                               f"on {self.device.backend.name}: {e}; choose a smaller context") from None
         self.cached: list[int] = []             # the tokens whose keys and values the cache holds, in order
         self.decode_step = Workspace(self.config, 1, self.device)
         self.graphs = [None, None]              # the captured decode step, without and with greedy picking

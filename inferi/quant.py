@@ -42,6 +42,7 @@ FORMATS = {
 SUPPORTED = frozenset(FORMATS)
 MAX_GRID = 65535         # workgroups along one side of a grid (WebGPU and CUDA)
 GATHER_ROWS = 1 << 23     # values that rows_of gathers in one dispatch, at most (512 a workgroup)
+UPLOAD_CHUNK = 4 << 20    # bytes of a weight's rows padded and uploaded at a time
 
 
 def matvec_grid(groups: int):
@@ -136,9 +137,19 @@ class QuantizedWeight:
             if t != type or shape[1] != cols:
                 raise QuantError(f"{other}: {t.name} ({shape[0]}, {shape[1]}) cannot be stacked under {name}, "
                                  f"{type.name} with {cols} columns")
-        words = np.concatenate([pad_blocks(n, type, s, raw.reshape(-1)) for n, _, s, raw in parts])
-        rows = sum(s[0] for _, _, s, _ in parts)
-        return cls("+".join(n for n, _, _, _ in parts), type, (rows, cols), vortx.tensor(words, vortx.u32, device),
+        rows, row_words = sum(s[0] for _, _, s, _ in parts), layout(type, 1, cols).row_words
+        words = vortx.empty((rows * row_words,), vortx.u32, device)
+        at = 0
+        for part_name, _, (part_rows, _), raw in parts:
+            # padded and uploaded a few MiB of rows at a time: the host holds one chunk's copy, not the matrix's
+            raw = raw.reshape(part_rows, -1)
+            step = max(1, UPLOAD_CHUNK // raw.shape[1])
+            for start in range(0, part_rows, step):
+                chunk = raw[start:start + step]
+                device.upload(pad_blocks(part_name, type, (len(chunk), cols), chunk), words.buffer,
+                              (at + start) * row_words)
+            at += part_rows
+        return cls("+".join(n for n, _, _, _ in parts), type, (rows, cols), words,
                    sum(int(raw.size) for *_, raw in parts))
 
     def _check(self, op: str, x: vortx.Tensor, shape: tuple[int, ...], what: str = "x") -> None:

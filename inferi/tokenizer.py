@@ -126,6 +126,13 @@ def _spm_merges(tokens: list[str], scores: list[float]) -> list[tuple[str, str]]
     return [(left, right) for *_, left, right in ranked]
 
 
+def _bpe(key: str, vocab: dict[str, int], merges: list[tuple[str, str]], **options) -> models.BPE:
+    try:
+        return models.BPE(vocab, merges, **options)
+    except Exception as e:  # the library's own error type, a bare Exception ("Token `x` out of vocabulary")
+        raise TokenizerError(f"GGUF metadata {key!r} does not make a BPE vocabulary: {e}") from None
+
+
 def _byte_level_model(metadata: Mapping[str, object], tokens: list[str]) -> tuple[tokenizers.Tokenizer, str]:
     pre = metadata.get("tokenizer.ggml.pre", "default")
     if pre not in PRE_TOKENIZERS:
@@ -138,7 +145,7 @@ def _byte_level_model(metadata: Mapping[str, object], tokens: list[str]) -> tupl
             raise TokenizerError(f"GGUF metadata 'tokenizer.ggml.merges'[{i}] = {merge!r} is not two tokens")
         merges.append((left, right))
     vocab = {t: i for i, t in enumerate(tokens)}
-    backend = tokenizers.Tokenizer(models.BPE(vocab, merges, ignore_merges=pre in _LLAMA3_LIKE))
+    backend = tokenizers.Tokenizer(_bpe("tokenizer.ggml.merges", vocab, merges, ignore_merges=pre in _LLAMA3_LIKE))
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Split(Regex(regex), behavior="isolated") for regex in PRE_TOKENIZERS[pre]]
         + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
@@ -149,9 +156,9 @@ def _spm_model(metadata: Mapping[str, object], tokens: list[str]) -> tuple[token
     scores = [float(s) for s in _array(metadata, "tokenizer.ggml.scores", len(tokens))]
     vocab = {t: i for i, t in enumerate(tokens)}
     unk_id = _token_id(metadata, "tokenizer.ggml.unknown_token_id", len(tokens))
-    backend = tokenizers.Tokenizer(models.BPE(
-        vocab, _spm_merges(tokens, scores), unk_token=None if unk_id is None else tokens[unk_id],
-        byte_fallback=True, fuse_unk=True))
+    backend = tokenizers.Tokenizer(_bpe("tokenizer.ggml.tokens", vocab, _spm_merges(tokens, scores),
+                                        unk_token=None if unk_id is None else tokens[unk_id], byte_fallback=True,
+                                        fuse_unk=True))
     add_space_prefix = bool(metadata.get("tokenizer.ggml.add_space_prefix", True))
     replace = normalizers.Replace(" ", "\u2581")
     backend.normalizer = (normalizers.Sequence([normalizers.Prepend("\u2581"), replace]) if add_space_prefix

@@ -1,10 +1,13 @@
 """A GGUF file's tensors, uploaded to a device as the model wants them: matrices stay in their block format
 (`QuantizedWeight`), vectors (norms, biases, RoPE factors) become f32 tensors. Every tensor is checked for its
-presence and shape before anything is uploaded, so that a wrong file fails at once, naming the tensor.
+presence, shape and type before anything is uploaded, so that a wrong file fails at once, naming the tensor (and a
+block_count of 2^31 fails at the first missing layer, not after building 2^31 layers' names).
 
-Tensor data is read from the file's memory map a tensor at a time (a fused projection's few at once), so loading
-needs little host memory beyond the file's pages. The projections that run on one input are stacked by rows: q | k
-| v and gate | up, each run of one type one weight, so that one kernel computes the run.
+Tensor data is read from the file's memory map a tensor at a time (a fused projection's few at once), and each
+tensor's pages leave resident memory once it is on the device (`GGUFFile.release`): loading adds to the host's
+resident memory about one tensor and its padded copy, not the file (on a device whose memory is the host's, the
+weights' copy on the device too). The projections that run on one input are stacked by rows: q | k | v and gate |
+up, each run of one type one weight, so that one kernel computes the run.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import vortx as vx
 from .config import ModelConfig
 from .gguf import GGUFFile
 from .model import Layer, Weights
-from .quant import QuantizedWeight
+from .quant import SUPPORTED, QuantizedWeight
 
 
 class WeightsError(ValueError):
-    """A tensor that the model needs is missing or has the wrong shape; the message names the file and tensor."""
+    """A tensor that the model needs is missing or has the wrong shape or type; the message names the file and
+    tensor."""
 
 
 def expected_shapes(c: ModelConfig, names: set[str]) -> dict[str, tuple[int, ...]]:
@@ -46,7 +50,14 @@ def expected_shapes(c: ModelConfig, names: set[str]) -> dict[str, tuple[int, ...
     return shapes
 
 
-def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progress: bool = True) -> Weights:
+def check_tensors(file: GGUFFile, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The expected shapes of the tensors the model reads, once each is known to be in the file with that shape and
+    a type the device keeps (matrices) or gguf.quants dequantizes (vectors)."""
+    # the layers first, in time bounded by the file's tensor count (not by a block_count of 2^31)
+    missing = next((i for i in range(config.n_layers) if f"blk.{i}.attn_norm.weight" not in file.tensors), None)
+    if missing is not None:
+        raise WeightsError(f"{file.path}: tensor blk.{missing}.attn_norm.weight is missing ({config.arch}.block_count "
+                           f"is {config.n_layers})")
     shapes = expected_shapes(config, set(file.tensors))
     for name, shape in shapes.items():
         info = file.tensors.get(name)
@@ -54,6 +65,15 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
             raise WeightsError(f"{file.path}: tensor {name} is missing ({config.arch} needs it)")
         if info.shape != shape:
             raise WeightsError(f"{file.path}: tensor {name} has shape {info.shape}, not {shape}")
+        if info.type not in SUPPORTED:
+            kind = "matrix" if len(shape) == 2 else "vector"
+            raise WeightsError(f"{file.path}: tensor {name} is of type {info.type.name}, which inferi does not read "
+                               f"for a {kind} (types: {', '.join(sorted(t.name for t in SUPPORTED))})")
+    return shapes
+
+
+def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progress: bool = True) -> Weights:
+    shapes = check_tensors(file, config)
 
     bar = tqdm(total=sum(file.tensors[n].nbytes for n in shapes), unit="B", unit_scale=True, desc="loading",
                disable=not progress, leave=False)
@@ -74,6 +94,8 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
             infos = [file.tensors[n] for n in run]
             parts.append(QuantizedWeight.stack(device, [(n, t.type, t.shape, file.data(n))
                                                         for n, t in zip(run, infos)]))
+            for n in run:
+                file.release(n)
             bar.update(sum(t.nbytes for t in infos))
         return parts
 
@@ -89,6 +111,7 @@ def load_weights(file: GGUFFile, config: ModelConfig, device: vx.Device, progres
             return None
         info = file.tensors[name]
         values = dequantize(np.asarray(file.data(name)), info.type).reshape(-1).astype(np.float32)
+        file.release(name)
         bar.update(info.nbytes)
         return vx.tensor(values, vx.f32, device)
 

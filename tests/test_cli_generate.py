@@ -89,5 +89,7 @@ def test_bench_prints_llama_bench_columns_and_memory(tiny):
     assert all(float(r[5].split("±")[0].replace(",", "")) > 0 for r in rows)
     assert any(line.startswith("device memory at peak: ") and "KV cache" in line for line in lines)
     assert any(line.startswith("load: ") for line in lines)
+    if Path("/proc/self/status").exists():
+        assert any(line.startswith("host memory added by the load: ") and " x the file)" in line for line in lines)
     bad = run("bench", "--model", tiny, "--backend", "cpu", "-p", "64", "--ctx", "32")
     assert bad.returncode == 2 and "longer than the context of 32 tokens" in bad.stderr
