@@ -102,12 +102,15 @@ def table(model, results: list[Result]) -> list[str]:
     return lines
 
 
-def prepare(backend: str | None) -> None:
-    """Imports what a load imports and makes the device, so that a HostMemoryMeter around the load sees the model."""
+def prepare(backend: str | None) -> float:
+    """Imports what a load imports and makes the device, so that a HostMemoryMeter around the load sees the model;
+    the seconds the device took to start."""
     import vortx
 
     from . import llm  # noqa: F401
+    started = time.perf_counter()
     vortx.device(backend or "auto")
+    return time.perf_counter() - started
 
 
 def _status_bytes(field: str) -> int:
@@ -153,13 +156,13 @@ class HostMemoryMeter:
         self.added = peak - self._before
 
 
-def memory_lines(model, load_added: int | None = None) -> list[str]:
+def memory_lines(model, load_added: int | None = None, device_seconds: float | None = None) -> list[str]:
     _, peak = model.device.backend.memory()
     weights, cache = weight_bytes(model), model.cache.nbytes
     host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     lines = [f"device: {model.device.backend.device_name}",
              f"load: {model.load_seconds:.2f} s (file to first token possible; the device's start before it: "
-             f"{model.device_seconds:.2f} s)",
+             f"{model.device_seconds if device_seconds is None else device_seconds:.2f} s)",
              f"device memory at peak: {peak / 2**20:,.1f} MiB = {peak / (weights + cache):.2f}x of weights "
              f"({weights / 2**20:,.1f} MiB) + KV cache ({cache / 2**20:,.1f} MiB, {model.ctx} tokens)",
              f"host memory at peak (resident): {host / 2**20:,.1f} MiB; the file is {model.file.size / 2**20:,.1f} MiB"]

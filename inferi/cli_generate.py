@@ -141,7 +141,7 @@ def run_bench(args: argparse.Namespace) -> int:
     sizes = [*(args.prompt_sizes or []), *(args.decode or [])]
     if args.repetitions < 1 or any(n < 1 for n in sizes):
         raise ValueError("inferi bench: sizes and --repetitions must be at least 1")
-    bench.prepare(args.backend)
+    device_seconds = bench.prepare(args.backend)
     with bench.HostMemoryMeter() as host:
         model = load(args)
     if any(n > model.ctx for n in sizes):
@@ -149,7 +149,7 @@ def run_bench(args: argparse.Namespace) -> int:
     small = bench.on_cpu(model)
     results = list(bench.run(model, args.prompt_sizes or [16 if small else 512], args.decode or [8 if small else 128],
                              args.repetitions))
-    print("\n".join(bench.table(model, results) + [""] + bench.memory_lines(model, host.added)))
+    print("\n".join(bench.table(model, results) + [""] + bench.memory_lines(model, host.added, device_seconds)))
     return 0
 
 
