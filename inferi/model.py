@@ -105,7 +105,7 @@ def project(parts: list[QuantizedWeight], x: vx.Tensor, out: vx.Tensor, ws: Work
     `add`); with `norm`, x is RMS-normalised first: in the matrix-vector kernel itself for one token, into ws.h
     for more (each token's work is then one kernel a projection, which is what a decode step's time depends on)."""
     n, at = x.shape[0], 0
-    if n > 1 and norm is not None:
+    if norm is not None and not fuses_norm(ws):
         x, norm = nn.rms_norm(x, norm, eps, out=ws.h), None
     rows = out.view(n, -1)
     for w in parts:
@@ -115,6 +115,12 @@ def project(parts: list[QuantizedWeight], x: vx.Tensor, out: vx.Tensor, ws: Work
             w.matmul(x, out=rows, at=at, add=add)
         at += w.rows
     return out
+
+
+def fuses_norm(ws: Workspace) -> bool:
+    """Whether the norms run inside the matrix-vector kernels: for one token on a GPU, where launches are the time;
+    not on a CPU (lavapipe), where applying the norm's factors in the kernel made the projections 3x slower."""
+    return ws.n == 1 and not ws.x.device.on_cpu
 
 
 class Transformer:
@@ -143,7 +149,7 @@ class Transformer:
             write_kv(cache.k[i], cache.v[i], k, v, ws.start)
             attention(q, cache.k[i], cache.v[i], ws.start, scale=scale, out=ws.att)
             project([layer.wo], ws.att.view(n, -1), ws.x, ws, add=True)       # the residual adds in the kernel
-            if n == 1 and len(layer.gate_up) == 1:          # SwiGLU in the kernel: silu(gate) * up
+            if fuses_norm(ws) and len(layer.gate_up) == 1:      # SwiGLU in the kernel: silu(gate) * up
                 layer.gate_up[0].matvec(ws.x.view(-1), out=ws.act.view(-1), norm=layer.ffn_norm, eps=c.norm_eps,
                                         gated=True)
             else:

@@ -182,8 +182,9 @@ class QuantizedWeight:
         W @ (rms_norm(x, eps) * norm), the norm in the same kernel; `gated`: W stacks gate over up (rows / 2
         each), and y (rows / 2,) = silu(gate @ h) * (up @ h)."""
         self._check("matvec", x, (self.cols,))
-        if gated and self.rows % 2:
-            raise ValueError(f"{self.name}.matvec: gated needs gate over up, an even number of rows, not {self.rows}")
+        if gated and (self.rows % 2 or norm is None):
+            raise ValueError(f"{self.name}.matvec: gated needs gate over up (an even number of rows, not "
+                             f"{self.rows}) and a norm")
         if norm is not None:
             self._check("matvec", norm, (self.cols,), "norm")
         x, norm = (t if t is None or t.is_contiguous() and not t.offset else t.contiguous() for t in (x, norm))

@@ -92,6 +92,8 @@ def test_operands_of_the_wrong_shape_are_refused():
         w.matvec(vx.zeros((5,), device=dev))
     with pytest.raises(ValueError, match=r"w\.matmul: out must be an f32 tensor on cpu of shape \(2, >= 3\)"):
         w.matmul(vx.zeros((2, 4), device=dev), out=vx.zeros((3, 2), device=dev))
+    with pytest.raises(ValueError, match=r"w\.matvec: gated needs gate over up \(an even number of rows, not 3\)"):
+        w.matvec(vx.zeros((4,), device=dev), norm=vx.ones((4,), device=dev), gated=True)
     with pytest.raises(ValueError, match="w.rows_of: expected ids of shape"):
         w.rows_of(vx.zeros((2,), device=dev))
 

@@ -134,6 +134,7 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, o:
     require(len(w) >= s.rows * s.row_words)
     require(o.norm == 0 or len(g) >= s.cols)
     require(o.gated <= 1)
+    require(o.gated == 0 or o.norm == 1)    # SwiGLU follows a norm in every model, so the gated loop applies g
     require(len(y) >= o.at + s.rows - o.gated * (s.rows // 2))
     partial = shared(f32, THREADS)
     lid = local_id().x
