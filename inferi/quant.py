@@ -16,8 +16,8 @@ import numpy as np
 
 import vortx
 from khal_runtime import workgroups
-from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF, Out, Weights
-from shaders.inferi.quant import GROUP, THREADS, TILE_N, TILE_R
+from shaders._generated.inferi.quant import MATMUL, MATVEC, MATVEC_CPU, ROWS_OF, Out, Weights
+from shaders.inferi.quant import CPU_ROWS, GROUP, THREADS, TILE_N, TILE_R
 
 T = gguf.GGMLQuantizationType
 
@@ -110,9 +110,10 @@ class QuantizedWeight:
         self.words = words
         self.weights = layout(type, self.rows, self.cols)
         pick = dict(DECODE=FORMATS[type].decoder)
-        self.lanes = 1 if words.device.on_cpu else 64          # matvec's invocations per row (LANES)
-        self.matvec_kernel = MATVEC.pick(**pick, LANES=self.lanes)
+        self.on_cpu = words.device.on_cpu       # then products run matvec_cpu (but a norm or a gate: matvec)
+        self.matvec_kernel = MATVEC.pick(**pick)
         self.matmul_kernel, self.rows_kernel = MATMUL.pick(**pick), ROWS_OF.pick(**pick)
+        self.cpu_kernel = MATVEC_CPU.pick(**pick)
 
     def __repr__(self) -> str:
         return f"<QuantizedWeight {self.name} {self.type.name} ({self.rows}, {self.cols})>"
@@ -192,9 +193,11 @@ class QuantizedWeight:
         if y.ndim != 1 or not y.is_contiguous() or y.offset:
             raise ValueError(f"{self.name}.matvec: out must be 1-D and start its storage (use `at` for a slice)")
         o = Out(at, y.shape[0], int(add), int(norm is not None), int(gated), float(eps))
-        groups = -(-(self.rows >> gated) * self.lanes // THREADS)        # a workgroup per THREADS / lanes rows
-        vortx.run(self.matvec_kernel, matvec_grid(groups), y, self.words, x, x if norm is None else norm,
-                  self.weights, o)
+        if self.on_cpu and norm is None:
+            self._cpu_product(x, y, o, 1)
+        else:
+            vortx.run(self.matvec_kernel, matvec_grid(self.rows >> gated), y, self.words, x,
+                      x if norm is None else norm, self.weights, o)
         return y
 
     def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None, *, add: bool = False,
@@ -209,11 +212,20 @@ class QuantizedWeight:
         y = self._out("matmul", out, (n, self.rows), add, at)
         if y.ndim != 2 or not y.is_contiguous() or y.offset:
             raise ValueError(f"{self.name}.matmul: out must be 2-D and start its storage (use `at` for columns)")
-        if n:
+        o = Out(at, y.shape[1], int(add), 0, 0, 0.0)
+        if n and self.on_cpu:
+            self._cpu_product(x, y, o, n)
+        elif n:
             grid = workgroups(-(-self.rows // TILE_R), -(-n // TILE_N))
-            vortx.run(self.matmul_kernel, grid, y, self.words, x, self.weights, n, Out(at, y.shape[1], int(add),
-                                                                                       0, 0, 0.0))
+            vortx.run(self.matmul_kernel, grid, y, self.words, x, self.weights, n, o)
         return y
+
+    def _cpu_product(self, x: vortx.Tensor, y: vortx.Tensor, o: Out, n: int) -> None:
+        """matvec_cpu: a CPU device's matvec and matmul, the n tokens along the grid's z."""
+        if n > MAX_GRID:
+            raise ValueError(f"{self.name}: {n} tokens in one product; at most {MAX_GRID} on a CPU device")
+        grid = workgroups(-(-self.rows // (THREADS * CPU_ROWS)), 1, n)
+        vortx.run(self.cpu_kernel, grid, y, self.words, x, self.weights, o, n)
 
     def rows_of(self, ids: vortx.Tensor, out: vortx.Tensor | None = None) -> vortx.Tensor:
         """Embedding gather: ids (n,) u32/i32 -> (n, cols) f32, the rows dequantized (ids past the end give 0)."""

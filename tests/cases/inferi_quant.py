@@ -1,5 +1,5 @@
 """The kernels on GGUF weights (`shaders/inferi/quant.py`) as differential-test cases: every format's matvec
-(both shapes), matmul and rows_of instance on test blocks (`benchmarks.inferi_matvec.make_raw`:
+(GPU and CPU shapes), matmul and rows_of instance on test blocks (`benchmarks.inferi_matvec.make_raw`:
 `gguf.quants.quantize` where the gguf package has a quantizer, random blocks with sane scales where it has none),
 against `gguf.quants.dequantize` in numpy."""
 
@@ -9,10 +9,10 @@ import gguf
 import numpy as np
 
 from benchmarks.inferi_matvec import dequantized, make_raw
-from inferi.quant import FORMATS, THREADS, TILE_N, TILE_R, layout, matvec_grid, pad_blocks
+from inferi.quant import CPU_ROWS, FORMATS, THREADS, TILE_N, TILE_R, layout, matvec_grid, pad_blocks
 from khal_runtime import workgroups
 from khal_runtime.testing import Case
-from shaders._generated.inferi.quant import MATMUL, MATVEC, ROWS_OF, Out
+from shaders._generated.inferi.quant import MATMUL, MATVEC, MATVEC_CPU, ROWS_OF, Out
 
 T = gguf.GGMLQuantizationType
 
@@ -52,15 +52,19 @@ def _matvec_reference(a: dict) -> dict:
     return {"y": out.astype(np.float32)}
 
 
-def _matmul_inputs(type: T):
+def _matmul_inputs(type: T, rows: int = 33):
     def inputs(rng: np.random.Generator, n: int) -> dict:
-        a = _weights(rng, type, 33)
+        a = _weights(rng, type, rows)
         cols = a["s"].cols
-        # n = 1: added into columns 2 .. 35 of rows of 36; else y = x W^T
-        o = Out(2, 36, 1, 0, 0, 0.0) if n == 1 else Out(0, 33, 0, 0, 0, 0.0)
+        # n = 1: added into columns 2 .. rows + 2 of rows of rows + 3 values; else y = x W^T
+        o = Out(2, rows + 3, 1, 0, 0, 0.0) if n == 1 else Out(0, rows, 0, 0, 0, 0.0)
         return {**a, "y": rng.standard_normal(n * o.stride).astype(np.float32),
                 "x": rng.standard_normal((n, cols)).astype(np.float32).reshape(-1), "n": np.uint32(n), "o": o}
     return inputs
+
+
+def _cpu_inputs(type: T):
+    return _matmul_inputs(type, THREADS * CPU_ROWS + 7)
 
 
 def _rows_inputs(type: T):
@@ -75,7 +79,8 @@ def _matmul_reference(a: dict) -> dict:
     x = a["x"].reshape(int(a["n"]), -1).astype(np.float64)
     o = a["o"]
     y = a["y"].astype(np.float64).reshape(len(x), o.stride).copy()
-    y[:, o.at:o.at + 33] = x @ a["_w"].T.astype(np.float64) + (y[:, o.at:o.at + 33] if o.add else 0)
+    cols = slice(o.at, o.at + a["s"].rows)
+    y[:, cols] = x @ a["_w"].T.astype(np.float64) + (y[:, cols] if o.add else 0)
     return {"y": y.astype(np.float32).reshape(-1)}
 
 
@@ -87,10 +92,12 @@ def _rows_reference(a: dict) -> dict:
 CASES: list[Case] = []
 for _type, _fmt in FORMATS.items():
     _pick = {"DECODE": _fmt.decoder}
-    for _lanes, _sizes in ((64, (1, 8, 10)), (1, (70, 72, 74))):
-        CASES.append(Case(MATVEC.pick(**_pick, LANES=_lanes), inputs=_matvec_inputs(_type),
-                          reference=_matvec_reference, sizes=_sizes, tolerance={"y": 2e-5},
-                          grid=lambda a, lanes=_lanes: matvec_grid(-(-a["s"].rows * lanes // THREADS))))
+    CASES.append(Case(MATVEC.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
+                      sizes=(1, 8, 10), tolerance={"y": 2e-5}, grid=lambda a: matvec_grid(a["s"].rows >> a["o"].gated)))
+    # the CPU devices' product: 1 or 3 tokens (along z), rows past one workgroup's THREADS * CPU_ROWS
+    CASES.append(Case(MATVEC_CPU.pick(**_pick), inputs=_cpu_inputs(_type), reference=_matmul_reference,
+                      sizes=(1, 3), tolerance={"y": 2e-5},
+                      grid=lambda a: workgroups(-(-a["s"].rows // (THREADS * CPU_ROWS)), 1, int(a["n"]))))
     CASES.append(Case(MATMUL.pick(**_pick), inputs=_matmul_inputs(_type), reference=_matmul_reference,
                       grid=lambda a: workgroups(-(-a["s"].rows // TILE_R), -(-int(a["n"]) // TILE_N)),
                       sizes=(1, 17), tolerance={"y": 2e-5}))
