@@ -110,8 +110,8 @@ class QuantizedWeight:
         self.words = words
         self.weights = layout(type, self.rows, self.cols)
         pick = dict(DECODE=FORMATS[type].decoder)
-        self.on_cpu = words.device.on_cpu       # then products run matvec_cpu (but a norm or a gate: matvec)
-        self.matvec_kernel = MATVEC.pick(**pick)
+        self.on_cpu = words.device.on_cpu       # then products run matvec_cpu (with a norm or a gate: LANES 1)
+        self.matvec_kernel = MATVEC.pick(**pick, LANES=1 if self.on_cpu else 64)
         self.matmul_kernel, self.rows_kernel = MATMUL.pick(**pick), ROWS_OF.pick(**pick)
         self.cpu_kernel = MATVEC_CPU.pick(**pick)
 
@@ -196,7 +196,8 @@ class QuantizedWeight:
         if self.on_cpu and norm is None:
             self._cpu_product(x, y, o, 1)
         else:
-            vortx.run(self.matvec_kernel, matvec_grid(self.rows >> gated), y, self.words, x,
+            lanes = 1 if self.on_cpu else 64                                    # invocations a row
+            vortx.run(self.matvec_kernel, matvec_grid(-(-(self.rows >> gated) * lanes // THREADS)), y, self.words, x,
                       x if norm is None else norm, self.weights, o)
         return y
 

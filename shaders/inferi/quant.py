@@ -54,7 +54,10 @@ from .decoders import (
 DECODE = template(decode_f32, decode_f16, decode_bf16, decode_q4_0, decode_q4_1, decode_q5_0, decode_q5_1,
                   decode_q8_0, decode_q2_k, decode_q3_k, decode_q4_k, decode_q5_k, decode_q6_k)
 
-THREADS = 64            # matvec: a workgroup per row, its invocations striding over the row's groups of 8 values
+THREADS = 64            # matvec: invocations of a workgroup
+LANES = template(64, 1)  # matvec: invocations per row. 64 on a GPU (a workgroup per row, striding over its groups
+                        # of 8 values); 1 on a CPU (lavapipe), where each workgroup costs microseconds of its own:
+                        # an invocation per row, a workgroup per 64 rows
 GROUP = 8               # values decoded together: one call of the decoder for each, the words shared
 TILE_R = 32             # matmul: a workgroup computes TILE_N rows of x times TILE_R rows of W
 TILE_N = 16
@@ -115,7 +118,7 @@ def row_dot(w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, row: u32, lane: u
     """This invocation's share of row `row` of W times x (times g, elementwise, when `scaled`)."""
     mask = (u32(1) << s.qk_shift) - 1
     acc = f32(0)
-    for e in range(lane * GROUP, s.cols, THREADS * GROUP):
+    for e in range(lane * GROUP, s.cols, LANES * GROUP):
         wb = group_word(s, row, e)
         for i in static_range(GROUP):
             h = x_at(x, 0, e + i, s.cols)
@@ -136,8 +139,10 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, o:
     require(len(y) >= o.at + s.rows - o.gated * (s.rows // 2))
     partial = shared(f32, THREADS)
     lid = local_id().x
+    lane = lid % LANES
     out_rows = s.rows >> o.gated
-    row = workgroup_id().y * num_workgroups().x + workgroup_id().x     # a grid holds 65,535 workgroups a side
+    # a grid holds 65,535 workgroups a side
+    row = (workgroup_id().y * num_workgroups().x + workgroup_id().x) * (THREADS // LANES) + lid // LANES
     inv_rms = f32(1)
     if o.norm == 1:             # each workgroup normalises x itself: one token's activations, read anyway
         squares = f32(0)
@@ -149,7 +154,7 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, o:
     if row < out_rows:          # a branch on parameters: the same for every invocation, the loops free of it
         if o.gated == 1:        # both rows in one loop, their loads in flight together
             mask = (u32(1) << s.qk_shift) - 1
-            for e in range(lid * GROUP, s.cols, THREADS * GROUP):
+            for e in range(lane * GROUP, s.cols, LANES * GROUP):
                 wb = group_word(s, row, e)
                 up = group_word(s, row + out_rows, e)
                 for i in static_range(GROUP):
@@ -157,13 +162,14 @@ def matvec(y: MutBuf[f32], w: Buf[u32], x: Buf[f32], g: Buf[f32], s: Weights, o:
                     acc = fma(DECODE(w, wb, e & mask, i), h, acc)
                     acc_up = fma(DECODE(w, up, e & mask, i), h, acc_up)
         elif o.norm == 1:
-            acc = row_dot(w, x, g, s, row, lid, True)
+            acc = row_dot(w, x, g, s, row, lane, True)
         else:
-            acc = row_dot(w, x, g, s, row, lid, False)
-    acc = workgroup_total(partial, acc)
-    if o.gated == 1:
-        acc_up = workgroup_total(partial, acc_up)
-    if lid == 0 and row < out_rows:
+            acc = row_dot(w, x, g, s, row, lane, False)
+    if LANES > 1:
+        acc = workgroup_total(partial, acc)
+        if o.gated == 1:
+            acc_up = workgroup_total(partial, acc_up)
+    if lane == 0 and row < out_rows:
         value = acc * inv_rms
         if o.gated == 1:
             value = silu(value) * (acc_up * inv_rms)

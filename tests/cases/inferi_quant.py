@@ -92,8 +92,11 @@ def _rows_reference(a: dict) -> dict:
 CASES: list[Case] = []
 for _type, _fmt in FORMATS.items():
     _pick = {"DECODE": _fmt.decoder}
-    CASES.append(Case(MATVEC.pick(**_pick), inputs=_matvec_inputs(_type), reference=_matvec_reference,
-                      sizes=(1, 8, 10), tolerance={"y": 2e-5}, grid=lambda a: matvec_grid(a["s"].rows >> a["o"].gated)))
+    for _lanes, _sizes in ((64, (1, 8, 10)), (1, (70, 72, 74))):
+        CASES.append(Case(MATVEC.pick(**_pick, LANES=_lanes), inputs=_matvec_inputs(_type),
+                          reference=_matvec_reference, sizes=_sizes, tolerance={"y": 2e-5},
+                          grid=lambda a, lanes=_lanes: matvec_grid(-(-(a["s"].rows >> a["o"].gated) * lanes
+                                                                     // THREADS))))
     # the CPU devices' product: 1 or 3 tokens (along z), rows past one workgroup's THREADS * CPU_ROWS
     CASES.append(Case(MATVEC_CPU.pick(**_pick), inputs=_cpu_inputs(_type), reference=_matmul_reference,
                       sizes=(1, 3), tolerance={"y": 2e-5},
