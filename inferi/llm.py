@@ -64,8 +64,7 @@ class LanguageModel:
         try:
             self.cache = KVCache(self.config, self.ctx, self.device)
         except (MemoryError, BackendError) as e:    # a context the device cannot hold: the user's to lower
-            c = self.config
-            need = 4 * c.n_layers * self.ctx * c.n_kv_heads * c.head_dim       # keys and values, f16
+            need = KVCache.bytes_for(self.config, self.ctx)
             raise ContextError(f"{where}: a KV cache of {self.ctx} tokens ({need / 2**30:,.1f} GiB) does not fit "
                                f"on {self.device.backend.name}: {e}; choose a smaller context") from None
         self.cached: list[int] = []             # the tokens whose keys and values the cache holds, in order

@@ -58,17 +58,18 @@ class Weights:
 
 
 class KVCache:
-    """Each layer's keys and values, f16, (ctx, kv_heads, head_dim); `length` positions hold tokens."""
+    """Each layer's keys and values, f16, (ctx, kv_heads, head_dim)."""
 
     def __init__(self, config: ModelConfig, ctx: int, device: vx.Device):
         shape = (ctx, config.n_kv_heads, config.head_dim)
-        self.ctx, self.length = ctx, 0
+        self.ctx, self.nbytes = ctx, self.bytes_for(config, ctx)
         self.k = [vx.empty(shape, vx.f16, device) for _ in range(config.n_layers)]
         self.v = [vx.empty(shape, vx.f16, device) for _ in range(config.n_layers)]
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.size * 2 for t in self.k + self.v)
+    @staticmethod
+    def bytes_for(config: ModelConfig, ctx: int) -> int:
+        """The memory of a cache of `ctx` positions: keys and values, 2 bytes each."""
+        return 2 * 2 * config.n_layers * ctx * config.n_kv_heads * config.head_dim
 
 
 class Workspace:

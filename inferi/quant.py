@@ -50,6 +50,11 @@ def matvec_grid(groups: int):
     return workgroups(min(groups, MAX_GRID), -(-groups // MAX_GRID))
 
 
+def from_start(t: vortx.Tensor) -> vortx.Tensor:
+    """`t`, or a contiguous copy when it is a view: a kernel reads a buffer from its first element."""
+    return t if t.is_contiguous() and not t.offset else t.contiguous()
+
+
 class QuantError(ValueError):
     """A weight that cannot be kept quantized: its message names the tensor and the type."""
 
@@ -113,8 +118,9 @@ class QuantizedWeight:
         # lavapipe (a CPU's Vulkan) runs products on matvec_cpu, and a norm or a gate on LANES 1; the interpreter
         # runs a workgroup's invocations as numpy vectors, so the GPU's wide workgroups suit it best (2.5x faster
         # tests of the tiny models than with matvec_cpu)
-        self.on_cpu = words.device.on_cpu and words.device.backend.name != "cpu"
-        self.matvec_kernel = MATVEC.pick(**pick, LANES=1 if self.on_cpu else 64)
+        self.cpu_shaped = words.device.on_cpu and words.device.backend.name != "cpu"
+        self.lanes = 1 if self.cpu_shaped else 64          # matvec's invocations a row (LANES)
+        self.matvec_kernel = MATVEC.pick(**pick, LANES=self.lanes)
         self.matmul_kernel, self.rows_kernel = MATMUL.pick(**pick), ROWS_OF.pick(**pick)
         self.cpu_kernel = MATVEC_CPU.pick(**pick)
 
@@ -191,17 +197,17 @@ class QuantizedWeight:
                              f"{self.rows}) and a norm")
         if norm is not None:
             self._check("matvec", norm, (self.cols,), "norm")
-        x, norm = (t if t is None or t.is_contiguous() and not t.offset else t.contiguous() for t in (x, norm))
+        x, norm = from_start(x), norm if norm is None else from_start(norm)
         y = self._out("matvec", out, (self.rows >> gated,), add, at)
         if y.ndim != 1 or not y.is_contiguous() or y.offset:
             raise ValueError(f"{self.name}.matvec: out must be 1-D and start its storage (use `at` for a slice)")
         o = Out(at, y.shape[0], int(add), int(norm is not None), int(gated), float(eps))
-        if self.on_cpu and norm is None:
+        if self.cpu_shaped and norm is None:
             self._cpu_product(x, y, o, 1)
         else:
-            lanes = 1 if self.on_cpu else 64                                    # invocations a row
-            vortx.run(self.matvec_kernel, matvec_grid(-(-(self.rows >> gated) * lanes // THREADS)), y, self.words, x,
-                      x if norm is None else norm, self.weights, o)
+            groups = -(-(self.rows >> gated) * self.lanes // THREADS)
+            vortx.run(self.matvec_kernel, matvec_grid(groups), y, self.words, x, x if norm is None else norm,
+                      self.weights, o)
         return y
 
     def matmul(self, x: vortx.Tensor, out: vortx.Tensor | None = None, *, add: bool = False,
@@ -212,12 +218,12 @@ class QuantizedWeight:
             raise ValueError(f"{self.name}.matmul: expected x of shape (n, {self.cols}), not {x.shape}")
         n = x.shape[0]
         self._check("matmul", x, (n, self.cols))
-        x = x.contiguous() if not x.is_contiguous() or x.offset else x
+        x = from_start(x)
         y = self._out("matmul", out, (n, self.rows), add, at)
         if y.ndim != 2 or not y.is_contiguous() or y.offset:
             raise ValueError(f"{self.name}.matmul: out must be 2-D and start its storage (use `at` for columns)")
         o = Out(at, y.shape[1], int(add), 0, 0, 0.0)
-        if n and self.on_cpu:
+        if n and self.cpu_shaped:
             self._cpu_product(x, y, o, n)
         elif n:
             grid = workgroups(-(-self.rows // TILE_R), -(-n // TILE_N))
@@ -240,7 +246,7 @@ class QuantizedWeight:
             raise ValueError(f"{self.name}.rows_of: ids are on {ids.device.backend.name}, the weight on "
                              f"{self.device.backend.name}")
         n = ids.shape[0]
-        ids = ids.contiguous() if not ids.is_contiguous() or ids.offset else ids
+        ids = from_start(ids)
         if ids.dtype is vortx.i32:
             ids = ids.to(vortx.u32)             # a negative id becomes one past the last row: zeros
         y = self._out("rows_of", out, (n, self.cols))
